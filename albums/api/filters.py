@@ -1,0 +1,27 @@
+import django_filters
+
+from albums.models import Album, AlbumType, Image, ImageSource
+
+
+class ImageFilter(django_filters.FilterSet):
+    is_nsfw = django_filters.BooleanFilter(help_text="Admins only in effect: others never see NSFW images.")
+    is_public = django_filters.BooleanFilter()
+    source = django_filters.ChoiceFilter(choices=ImageSource.choices)
+    album = django_filters.NumberFilter(field_name="album_links__album", help_text="Album id.")
+    model = django_filters.CharFilter()
+    q = django_filters.CharFilter(field_name="prompt", lookup_expr="icontains", help_text="Text in the prompt.")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Image
+        fields = ["is_nsfw", "is_public", "source", "album", "model", "sha256"]
+
+
+class AlbumFilter(django_filters.FilterSet):
+    album_type = django_filters.ChoiceFilter(choices=AlbumType.choices)
+    q = django_filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="Text in the name.")
+
+    class Meta:
+        model = Album
+        fields = ["album_type", "source_type", "is_public", "slug"]

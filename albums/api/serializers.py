@@ -1,0 +1,154 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from albums.models import Album, Image, ThumbnailJob
+from imagineer.core.permissions import is_admin
+from imagineer.core.serializers import ImageIdsSerializer, JobSerializer, StrictModelSerializer, StrictSerializer
+
+
+def _absolute(request, url: str) -> str:
+    return request.build_absolute_uri(url) if request is not None else url
+
+
+class ImageSerializer(StrictModelSerializer):
+    """An image as clients see it. Files are reached by URL, never by path."""
+
+    url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "url",
+            "file_url",
+            "thumbnail_url",
+            "sha256",
+            "width",
+            "height",
+            "format",
+            "file_size",
+            "prompt",
+            "negative_prompt",
+            "seed",
+            "steps",
+            "guidance_scale",
+            "model",
+            "loras",
+            "is_nsfw",
+            "is_public",
+            "source",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "sha256",
+            "width",
+            "height",
+            "format",
+            "file_size",
+            "seed",
+            "steps",
+            "guidance_scale",
+            "model",
+            "loras",
+            "source",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), reverse("image-detail", args=[obj.pk]))
+
+    def get_file_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), reverse("image-file", args=[obj.pk]))
+
+    def get_thumbnail_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), reverse("image-thumbnail", args=[obj.pk]))
+
+
+class ImageUpdateSerializer(StrictModelSerializer):
+    class Meta:
+        model = Image
+        fields = ["prompt", "negative_prompt", "is_nsfw", "is_public"]
+
+
+class ImageUploadSerializer(StrictSerializer):
+    file = serializers.FileField(allow_empty_file=True, help_text="JPEG, PNG, WebP or GIF; decided by content.")
+    album = serializers.PrimaryKeyRelatedField(queryset=Album.objects.all(), required=False)
+    is_public = serializers.BooleanField(default=True)
+    is_nsfw = serializers.BooleanField(default=False)
+    prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    negative_prompt = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class BulkImageFlagsSerializer(ImageIdsSerializer):
+    is_nsfw = serializers.BooleanField(required=False)
+    is_public = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if "is_nsfw" not in attrs and "is_public" not in attrs:
+            raise serializers.ValidationError("Give is_nsfw and/or is_public.")
+        return attrs
+
+
+class ThumbnailRebuildSerializer(StrictSerializer):
+    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=5000)
+    album = serializers.PrimaryKeyRelatedField(queryset=Album.objects.all(), required=False)
+
+    def validate(self, attrs):
+        if bool(attrs.get("image_ids")) == bool(attrs.get("album")):
+            raise serializers.ValidationError("Give either image_ids or album.")
+        return attrs
+
+
+class AlbumSerializer(StrictModelSerializer):
+    image_count = serializers.IntegerField(read_only=True)
+    url = serializers.SerializerMethodField()
+    images_url = serializers.SerializerMethodField()
+    slug = serializers.SlugField(max_length=255, required=False)
+
+    class Meta:
+        model = Album
+        fields = [
+            "id",
+            "url",
+            "name",
+            "slug",
+            "description",
+            "album_type",
+            "is_public",
+            "source_type",
+            "source_id",
+            "image_count",
+            "images_url",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["source_type", "source_id", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"max_length": 255}}
+
+    def validate_slug(self, value: str) -> str:
+        others = Album.objects.filter(slug=value)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError(f"An album with slug '{value}' already exists.")
+        return value
+
+    def get_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), reverse("album-detail", args=[obj.pk]))
+
+    def get_images_url(self, obj) -> str:
+        return _absolute(self.context.get("request"), reverse("album-images", args=[obj.pk]))
+
+
+class ThumbnailJobSerializer(JobSerializer):
+    class Meta(JobSerializer.Meta):
+        model = ThumbnailJob
+        fields = [*JobSerializer.Meta.fields, "image_ids", "rebuilt_count", "failed_count", "failures"]
+        read_only_fields = fields
+
+
+__all__ = ["is_admin"]

@@ -1,0 +1,146 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from imagineer.core.models import AbstractJob
+from imagineer.core.permissions import is_admin
+
+
+class ImageSource(models.TextChoices):
+    GENERATED = "generated", "Generated"
+    UPLOADED = "uploaded", "Uploaded"
+    SCRAPED = "scraped", "Scraped"
+    LEGACY = "legacy", "Legacy import"
+
+
+# What anonymous and non-admin users may see of an image: public and not NSFW. One definition,
+# used by every list, detail, count, album page, file and thumbnail.
+PUBLICLY_VISIBLE = Q(is_public=True, is_nsfw=False)
+
+
+class ImageQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ImageQuerySet":
+        return self if is_admin(user) else self.filter(PUBLICLY_VISIBLE)
+
+
+class Image(models.Model):
+    file = models.FileField(max_length=255)
+    thumbnail = models.FileField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the stored file's bytes.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=8, help_text="Decoded format: JPEG, PNG, WEBP or GIF.")
+    file_size = models.PositiveBigIntegerField(default=0)
+    original_filename = models.CharField(max_length=255, blank=True, help_text="Name the file had when it arrived.")
+
+    prompt = models.TextField(blank=True)
+    negative_prompt = models.TextField(blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    steps = models.PositiveIntegerField(null=True, blank=True)
+    guidance_scale = models.FloatField(null=True, blank=True)
+    model = models.CharField(max_length=255, blank=True)
+    loras = models.JSONField(default=list, blank=True, help_text='[{"name": ..., "weight": ...}]')
+
+    is_nsfw = models.BooleanField(default=False)
+    is_public = models.BooleanField(default=True)
+    source = models.CharField(max_length=16, choices=ImageSource.choices, default=ImageSource.UPLOADED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["is_public", "is_nsfw", "-created_at"], name="image_visible_recent"),
+            models.Index(fields=["source", "-created_at"], name="image_source_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Image #{self.pk} ({self.format} {self.width}x{self.height})"
+
+
+class AlbumType(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    BATCH = "batch", "Batch"
+    SET = "set", "Set"
+    COLLECTION = "collection", "Collection"
+    SCRAPED = "scraped", "Scraped"
+    SINGLES = "singles", "Legacy singles"
+    DECK = "deck", "Deck"
+    ZODIAC = "zodiac", "Zodiac"
+    LORA_EXPERIMENT = "lora-experiment", "LoRA experiment"
+    REFERENCE_PACK = "reference-pack", "Reference pack"
+
+
+class AlbumSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    BATCH_GENERATION = "batch_generation", "Batch generation"
+    SCRAPE = "scrape", "Scrape"
+    LEGACY_IMPORT = "legacy_import", "Legacy import"
+
+
+class AlbumQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "AlbumQuerySet":
+        return self if is_admin(user) else self.filter(is_public=True)
+
+
+class Album(models.Model):
+    name = models.CharField(max_length=255)
+    slug = models.SlugField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    album_type = models.CharField(max_length=32, choices=AlbumType.choices, default=AlbumType.MANUAL)
+    is_public = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="albums"
+    )
+    # Provenance: what made this album (a batch run, a scrape job, a legacy import ...).
+    source_type = models.CharField(max_length=32, choices=AlbumSource.choices, default=AlbumSource.MANUAL)
+    source_id = models.BigIntegerField(null=True, blank=True)
+    images = models.ManyToManyField(Image, through="AlbumImage", related_name="albums")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AlbumQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["source_type", "source_id"], name="album_source")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlbumImage(models.Model):
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="album_images")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="album_links")
+    sort_order = models.IntegerField(default=0)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sort_order", "id"]
+        constraints = [models.UniqueConstraint(fields=["album", "image"], name="unique_album_image")]
+        indexes = [models.Index(fields=["album", "sort_order"], name="album_image_order")]
+
+    def __str__(self) -> str:
+        return f"{self.album} · image #{self.image_id}"
+
+
+class ThumbnailJob(AbstractJob):
+    """(Re)build the thumbnails of a set of images."""
+
+    image_ids = models.JSONField(default=list)
+    rebuilt_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text='[{"image_id": ..., "error": ...}]')
+
+    task_name = "albums.tasks.rebuild_thumbnails"
+
+    class Meta(AbstractJob.Meta):
+        verbose_name = "thumbnail job"

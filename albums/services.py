@@ -1,0 +1,356 @@
+"""Albums and images: storing files, thumbnails, album membership and order, flags.
+
+Files go through Django's storage API under generated names (`images/YYYY/MM/<uuid>.<ext>`), so a
+client's file name never decides where bytes land and two files never overwrite each other. What a
+file *is* is decided by decoding it with Pillow, never by its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.text import get_valid_filename, slugify
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from albums.models import Album, AlbumImage, Image, ImageSource, ThumbnailJob
+from imagineer.core import jobs
+from imagineer.core.errors import ImagineerError, NotFoundError
+from imagineer.core.logging import get_logger
+
+logger = get_logger(__name__)
+
+# Decoded format → stored extension. Anything else Pillow can read (BMP, TIFF, PSD ...) is refused.
+ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+HASH_CHUNK = 1024 * 1024
+
+
+class UnsupportedImage(ImagineerError):
+    code = "unsupported_image"
+
+
+class ImageTooLarge(ImagineerError):
+    code = "image_too_large"
+
+
+class ImageIdsNotFound(ImagineerError):
+    code = "unknown_images"
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    format: str
+    width: int
+    height: int
+    sha256: str
+    size: int
+
+    @property
+    def extension(self) -> str:
+        return ACCEPTED_FORMATS[self.format]
+
+
+def inspect_image(fileobj: IO[bytes], *, name: str = "file") -> ImageFacts:
+    """Decode the file fully and say what it is; raise a clear error for anything we refuse.
+
+    Refuses: empty files, files over IMAGINEER_UPLOAD_MAX_BYTES, anything Pillow cannot decode
+    (SVG, PDF, text ...), formats other than JPEG/PNG/WebP/GIF, truncated or corrupt data, and
+    images over IMAGINEER_UPLOAD_MAX_PIXELS (decompression bombs), judged from the header before
+    the pixels are decoded.
+    """
+    max_bytes = settings.IMAGINEER_UPLOAD_MAX_BYTES
+    max_pixels = settings.IMAGINEER_UPLOAD_MAX_PIXELS
+    fileobj.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := fileobj.read(HASH_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImageTooLarge(
+                f"{name} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
+                details={"max_bytes": max_bytes},
+            )
+        digest.update(chunk)
+    if size == 0:
+        raise UnsupportedImage(f"{name} is empty (0 bytes).", code="empty_file")
+    fileobj.seek(0)
+    accepted = ", ".join(sorted(ACCEPTED_FORMATS))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+            with PILImage.open(fileobj) as img:
+                fmt = img.format
+                width, height = img.size
+                if fmt not in ACCEPTED_FORMATS:
+                    raise UnsupportedImage(
+                        f"{name} is a {fmt} image; accepted formats are {accepted}.",
+                        details={"format": fmt, "accepted": sorted(ACCEPTED_FORMATS)},
+                    )
+                if width * height > max_pixels:
+                    raise ImageTooLarge(
+                        f"{name} is {width}x{height} pixels, over the {max_pixels:,}-pixel limit.",
+                        details={"width": width, "height": height, "max_pixels": max_pixels},
+                    )
+                img.load()  # decode every pixel: truncated and corrupt files fail here
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(
+            f"{name} declares more pixels than allowed ({max_pixels:,}); refused as a decompression bomb.",
+            details={"max_pixels": max_pixels},
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise UnsupportedImage(
+            f"{name} is not an image we can read; accepted formats are {accepted}.",
+            details={"accepted": sorted(ACCEPTED_FORMATS)},
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise UnsupportedImage(f"{name} is truncated or corrupt and cannot be decoded.", code="corrupt_image") from exc
+    finally:
+        fileobj.seek(0)
+    return ImageFacts(format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size)
+
+
+def _storage_name(folder: str, extension: str) -> str:
+    now = timezone.now()
+    return f"{folder}/{now:%Y/%m}/{uuid.uuid4().hex}.{extension}"
+
+
+def render_thumbnail(fileobj: IO[bytes], size: int | None = None) -> bytes:
+    """A WebP thumbnail whose longest side is `size` (aspect kept, EXIF orientation applied)."""
+    size = size or settings.IMAGINEER_THUMBNAIL_SIZE
+    fileobj.seek(0)
+    with PILImage.open(fileobj) as img:
+        img = ImageOps.exif_transpose(img)
+        img.thumbnail((size, size))
+        if img.mode not in ("RGB", "RGBA"):
+            has_alpha = "A" in img.mode or "transparency" in img.info
+            img = img.convert("RGBA" if has_alpha else "RGB")
+        out = io.BytesIO()
+        img.save(out, "WEBP", quality=85)
+    return out.getvalue()
+
+
+def build_thumbnail(image: Image) -> None:
+    """(Re)write the image's thumbnail from its stored file and point the row at it."""
+    old_name = image.thumbnail.name
+    with default_storage.open(image.file.name, "rb") as original:
+        data = render_thumbnail(original)
+    new_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(data))
+    Image.objects.filter(pk=image.pk).update(thumbnail=new_name, updated_at=timezone.now())
+    image.thumbnail.name = new_name
+    if old_name and old_name != new_name:
+        default_storage.delete(old_name)
+
+
+def store_image(
+    fileobj: IO[bytes],
+    *,
+    original_filename: str = "",
+    user=None,
+    album: Album | None = None,
+    source: str = ImageSource.UPLOADED,
+    **fields: Any,
+) -> tuple[Image, bool]:
+    """Validate and store an image file. Returns (image, created).
+
+    An identical file (same SHA-256) already stored is returned instead of stored again
+    (created=False); it is still added to `album`. On any failure no file and no row remain.
+    """
+    display_name = (
+        get_valid_filename(original_filename.replace("\\", "/").rsplit("/", 1)[-1]) if original_filename else ""
+    )
+    facts = inspect_image(fileobj, name=display_name or "file")
+    existing = Image.objects.filter(sha256=facts.sha256).first()
+    if existing is not None:
+        if album is not None:
+            add_images_to_album(album, [existing.pk], user=user)
+        logger.info("image.duplicate", image_id=existing.pk)
+        return existing, False
+
+    written: list[str] = []
+    try:
+        file_name = default_storage.save(_storage_name("images", facts.extension), File(fileobj))
+        written.append(file_name)
+        thumb_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(render_thumbnail(fileobj)))
+        written.append(thumb_name)
+        with transaction.atomic():
+            image = Image.objects.create(
+                file=file_name,
+                thumbnail=thumb_name,
+                sha256=facts.sha256,
+                width=facts.width,
+                height=facts.height,
+                format=facts.format,
+                file_size=facts.size,
+                original_filename=display_name[:255],
+                source=source,
+                created_by=user if user is not None and user.is_authenticated else None,
+                **fields,
+            )
+            if album is not None:
+                add_images_to_album(album, [image.pk], user=user)
+    except IntegrityError:
+        # The same bytes were stored by a concurrent request between our check and our insert.
+        _delete_files(written)
+        existing = Image.objects.get(sha256=facts.sha256)
+        if album is not None:
+            add_images_to_album(album, [existing.pk], user=user)
+        return existing, False
+    except BaseException:
+        _delete_files(written)
+        raise
+    logger.info("image.stored", image_id=image.pk, format=facts.format, size=facts.size)
+    return image, True
+
+
+def _delete_files(names: Iterable[str]) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
+
+
+def delete_image(image: Image) -> None:
+    """Delete the row (album links cascade) and, once committed, its files."""
+    names = [image.file.name, image.thumbnail.name]
+    image.delete()
+    transaction.on_commit(lambda: _delete_files(names))
+
+
+def _existing_image_ids(image_ids: Sequence[int]) -> set[int]:
+    found = set(Image.objects.filter(pk__in=image_ids).values_list("pk", flat=True))
+    missing = sorted(set(image_ids) - found)
+    if missing:
+        raise ImageIdsNotFound(
+            f"{len(missing)} image id(s) do not exist: {missing[:20]}.", details={"missing_ids": missing}
+        )
+    return found
+
+
+@transaction.atomic
+def add_images_to_album(album: Album, image_ids: Sequence[int], *, user=None) -> int:
+    """Append images to the album's end, in the given order; images already in it are skipped."""
+    _existing_image_ids(image_ids)
+    already = set(album.album_images.filter(image_id__in=image_ids).values_list("image_id", flat=True))
+    new_ids = [pk for pk in dict.fromkeys(image_ids) if pk not in already]
+    start = (album.album_images.aggregate(m=Max("sort_order"))["m"] or 0) + 1
+    added_by = user if user is not None and user.is_authenticated else None
+    AlbumImage.objects.bulk_create(
+        [AlbumImage(album=album, image_id=pk, sort_order=start + i, added_by=added_by) for i, pk in enumerate(new_ids)]
+    )
+    if new_ids:
+        Album.objects.filter(pk=album.pk).update(updated_at=timezone.now())
+    return len(new_ids)
+
+
+@transaction.atomic
+def remove_images_from_album(album: Album, image_ids: Sequence[int]) -> int:
+    """Remove images from the album (the images themselves stay). Ids not in it are an error."""
+    linked = set(album.album_images.filter(image_id__in=image_ids).values_list("image_id", flat=True))
+    missing = sorted(set(image_ids) - linked)
+    if missing:
+        raise ImageIdsNotFound(
+            f"{len(missing)} image id(s) are not in this album: {missing[:20]}.", details={"missing_ids": missing}
+        )
+    removed, _ = album.album_images.filter(image_id__in=image_ids).delete()
+    return removed
+
+
+@transaction.atomic
+def reorder_album(album: Album, image_ids: Sequence[int]) -> None:
+    """Put the listed images in the listed order, in the positions they occupy now.
+
+    Sending every image of the album reorders the whole album; sending a few reorders just those
+    among themselves and leaves the others where they are.
+    """
+    if len(set(image_ids)) != len(image_ids):
+        raise ImagineerError("image_ids contains duplicates.", code="duplicate_ids")
+    links = {link.image_id: link for link in album.album_images.select_for_update().filter(image_id__in=image_ids)}
+    missing = sorted(set(image_ids) - set(links))
+    if missing:
+        raise ImageIdsNotFound(
+            f"{len(missing)} image id(s) are not in this album: {missing[:20]}.", details={"missing_ids": missing}
+        )
+    # The slots these images occupy now, in album order, re-filled in the requested order.
+    slots = sorted((link.sort_order, link.pk) for link in links.values())
+    for (sort_order, _), image_id in zip(slots, image_ids, strict=False):
+        links[image_id].sort_order = sort_order
+    # Equal sort_order values (from older rows) are tie-broken by id; make slots distinct first.
+    if len({s for s, _ in slots}) != len(slots):
+        renumber_album(album)
+        return reorder_album(album, image_ids)
+    AlbumImage.objects.bulk_update(list(links.values()), ["sort_order"])
+    Album.objects.filter(pk=album.pk).update(updated_at=timezone.now())
+
+
+def renumber_album(album: Album) -> None:
+    links = list(album.album_images.order_by("sort_order", "id"))
+    for position, link in enumerate(links, start=1):
+        link.sort_order = position
+    AlbumImage.objects.bulk_update(links, ["sort_order"])
+
+
+@transaction.atomic
+def set_image_flags(image_ids: Sequence[int], *, is_nsfw: bool | None = None, is_public: bool | None = None) -> int:
+    """Set is_nsfw and/or is_public on many images at once (all or none)."""
+    _existing_image_ids(image_ids)
+    changes: dict[str, Any] = {}
+    if is_nsfw is not None:
+        changes["is_nsfw"] = is_nsfw
+    if is_public is not None:
+        changes["is_public"] = is_public
+    if not changes:
+        raise ImagineerError("Nothing to change: give is_nsfw and/or is_public.", code="nothing_to_change")
+    return Image.objects.filter(pk__in=image_ids).update(**changes, updated_at=timezone.now())
+
+
+def unique_album_slug(name: str) -> str:
+    base = slugify(name)[:240] or "album"
+    slug, n = base, 2
+    while Album.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+# --- Thumbnail jobs ---------------------------------------------------------------------------
+
+
+def start_thumbnail_rebuild(image_ids: Sequence[int], *, user=None) -> ThumbnailJob:
+    """Queue a job that rebuilds the thumbnails of these images."""
+    ids = list(dict.fromkeys(image_ids))
+    _existing_image_ids(ids)
+    with transaction.atomic():
+        job = ThumbnailJob.objects.create(
+            image_ids=ids, progress_total=len(ids), created_by=user if user and user.is_authenticated else None
+        )
+        jobs.enqueue_job(job)
+    return job
+
+
+def rebuild_thumbnails(job: ThumbnailJob) -> None:
+    """Job body: rebuild each thumbnail; one bad image is recorded and never stops the rest."""
+    images = Image.objects.in_bulk(job.image_ids)
+    total = len(job.image_ids)
+    for done, image_id in enumerate(job.image_ids, start=1):
+        image = images.get(image_id)
+        try:
+            if image is None:
+                raise NotFoundError("the image no longer exists")
+            build_thumbnail(image)
+            ThumbnailJob.objects.filter(pk=job.pk).update(rebuilt_count=F("rebuilt_count") + 1)
+        except Exception as exc:  # noqa: BLE001 - recorded per image, the run goes on
+            logger.warning("thumbnail.failed", image_id=image_id, exc_type=type(exc).__name__)
+            job.failures.append({"image_id": image_id, "error": jobs.describe_failure(exc)})
+            ThumbnailJob.objects.filter(pk=job.pk).update(failed_count=F("failed_count") + 1, failures=job.failures)
+        jobs.record_progress(job, done, total, f"{done}/{total} thumbnails")

@@ -1,0 +1,13 @@
+"""ASGI entry point. Refuses to serve with an unsafe production config."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagineer.settings")
+
+application = get_asgi_application()
+
+from imagineer.core.checks import refuse_unsafe_production  # noqa: E402
+
+refuse_unsafe_production()

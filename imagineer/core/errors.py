@@ -1,0 +1,186 @@
+"""The one error envelope.
+
+Every API error answers
+    {"error": {"code", "message", "details", "trace_id", "timestamp"}}
+whether it comes from DRF (validation, auth, 404, 405, parse errors, throttling), from a domain
+exception raised by a service, from django-ratelimit, or from an unhandled exception (500, which
+never shows a traceback or a path). Non-API pages (admin, allauth) keep Django's HTML pages.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django_ratelimit.exceptions import Ratelimited
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from imagineer.core.logging import get_logger
+from imagineer.core.middleware import current_request_id
+
+logger = get_logger(__name__)
+
+
+class ImagineerError(Exception):
+    """Base for domain errors that services raise and the envelope reports."""
+
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        if code:
+            self.code = code
+
+
+class NotFoundError(ImagineerError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(ImagineerError):
+    status_code = 409
+    code = "conflict"
+
+
+class ServiceUnavailableError(ImagineerError):
+    status_code = 503
+    code = "service_unavailable"
+
+
+DRF_CODES = {
+    drf_exceptions.ValidationError: "validation_error",
+    drf_exceptions.ParseError: "malformed_request",
+    drf_exceptions.NotAuthenticated: "not_authenticated",
+    drf_exceptions.AuthenticationFailed: "authentication_failed",
+    drf_exceptions.PermissionDenied: "permission_denied",
+    drf_exceptions.NotFound: "not_found",
+    drf_exceptions.MethodNotAllowed: "method_not_allowed",
+    drf_exceptions.NotAcceptable: "not_acceptable",
+    drf_exceptions.UnsupportedMediaType: "unsupported_media_type",
+    drf_exceptions.Throttled: "rate_limited",
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or {},
+            "trace_id": current_request_id(),
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+    }
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+def _first_validation_message(detail: Any, prefix: str = "") -> str:
+    """A readable one-line summary of DRF's nested validation errors."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            label = "" if key == "non_field_errors" else f"{prefix}{key}"
+            return _first_validation_message(value, f"{label}." if label else "")
+    if isinstance(detail, list) and detail:
+        return _first_validation_message(detail[0], prefix)
+    field = prefix.rstrip(".")
+    return f"{field}: {detail}" if field else str(detail)
+
+
+def _plain(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(v) for v in detail]
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF EXCEPTION_HANDLER: map every exception to the envelope."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ImagineerError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, Ratelimited):
+        return Response(error_body("rate_limited", "Too many requests; slow down and try again later."), status=429)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, drf_exceptions.APIException):
+        code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
+        if isinstance(exc, drf_exceptions.ValidationError):
+            message = "Invalid input: " + _first_validation_message(exc.detail)
+            fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+            details = {"fields": _plain(fields)}
+        else:
+            message = str(exc.detail)
+            details = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response(error_body(code, message, details), status=exc.status_code, headers=headers)
+    logger.exception("api.unhandled_exception", exc_type=type(exc).__name__)
+    return Response(
+        error_body("internal_error", "An unexpected error occurred. Quote the trace_id when reporting it."),
+        status=500,
+    )
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None):
+    if _is_api(request):
+        return error_response(404, "not_found", "No API endpoint matches this URL.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest):
+    if _is_api(request):
+        return error_response(
+            500, "internal_error", "An unexpected error occurred. Quote the trace_id when reporting it."
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None):
+    if _is_api(request):
+        return error_response(403, "permission_denied", "You do not have permission to do this.")
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None):
+    if _is_api(request):
+        return error_response(400, "bad_request", "The request could not be understood.")
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception)
+
+
+def ratelimited_view(request: HttpRequest, exception: Exception):
+    """django-ratelimit's RATELIMIT_VIEW for views outside DRF."""
+    return error_response(429, "rate_limited", "Too many requests; slow down and try again later.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = ""):
+    if _is_api(request):
+        return error_response(403, "csrf_failed", f"CSRF verification failed: {reason}")
+    from django.views.csrf import csrf_failure as default_csrf_failure
+
+    return default_csrf_failure(request, reason)

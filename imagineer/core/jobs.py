@@ -1,0 +1,254 @@
+"""The job lifecycle shared by every kind of background job.
+
+queued --claim--> running --finish--> succeeded | failed
+   |                 |--cancel (requested, seen at the next progress report)--> cancelled
+   '--cancel--> cancelled
+running with a stale heartbeat --reap--> failed ("worker stopped ...")
+
+Every transition is a conditional UPDATE (`WHERE status = <expected>`), so it happens once even
+when Celery redelivers a message (late acks) or two workers race for it. Reaped jobs are marked
+failed with a reason rather than requeued: a job that died mid-way may have half-done work that
+only its own retry logic knows how to resume; `retry_job` requeues explicitly.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import TypeVar
+
+from celery import current_app
+from django.apps import apps
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from imagineer.core.errors import ConflictError  # noqa: F401  (re-exported for callers)
+from imagineer.core.logging import get_logger
+from imagineer.core.middleware import current_request_id
+from imagineer.core.models import FINAL_STATUSES, AbstractJob, JobStatus
+
+logger = get_logger(__name__)
+
+Job = TypeVar("Job", bound=AbstractJob)
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when an operator asked to cancel it."""
+
+
+class JobNotCancellable(ConflictError):
+    code = "job_not_cancellable"
+
+
+class JobNotRetryable(ConflictError):
+    code = "job_not_retryable"
+
+
+def job_models() -> list[type[AbstractJob]]:
+    """Every concrete job model installed (for the reaper and the admin)."""
+    return [m for m in apps.get_models() if issubclass(m, AbstractJob)]
+
+
+def enqueue_job(job: AbstractJob) -> None:
+    """Send the job's task once the row that describes it is committed."""
+    job.request_id = job.request_id or current_request_id()
+    job.save(update_fields=["request_id", "updated_at"])
+
+    def send() -> None:
+        result = current_app.send_task(job.task_name, args=[job.pk], headers={"imagineer_request_id": job.request_id})
+        type(job).objects.filter(pk=job.pk).update(celery_task_id=result.id)
+        job.celery_task_id = result.id
+        logger.info("job.enqueued", job_type=job._meta.label, job_id=job.pk, task_id=result.id)
+
+    transaction.on_commit(send)
+
+
+def claim_job(model: type[Job], job_id: int, *, task_id: str = "") -> Job | None:
+    """Move a queued job to running; None when it is gone, already claimed, or cancelled."""
+    now = timezone.now()
+    claimed = model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker=socket.gethostname(),
+        celery_task_id=task_id,
+        attempts=F("attempts") + 1,
+        updated_at=now,
+    )
+    if not claimed:
+        logger.info("job.claim_skipped", job_type=model._meta.label, job_id=job_id)
+        return None
+    return model.objects.get(pk=job_id)
+
+
+def record_progress(job: AbstractJob, current: int, total: int | None = None, message: str = "") -> None:
+    """Store progress and a heartbeat; raise JobCancelled if an operator asked to stop."""
+    fields = {"progress_current": current, "heartbeat_at": timezone.now(), "updated_at": timezone.now()}
+    if total is not None:
+        fields["progress_total"] = total
+    if message:
+        fields["progress_message"] = message[:255]
+    type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    if type(job).objects.filter(pk=job.pk, cancel_requested=True).exists():
+        raise JobCancelled()
+
+
+def finish_job(job: AbstractJob, status: JobStatus, error_message: str = "") -> bool:
+    """End a running job. False when it was no longer running (e.g. reaped meanwhile)."""
+    now = timezone.now()
+    done = (
+        type(job)
+        .objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+        .update(status=status, finished_at=now, heartbeat_at=now, error_message=error_message[:4000], updated_at=now)
+    )
+    job.refresh_from_db()
+    logger.info("job.finished", job_type=job._meta.label, job_id=job.pk, status=job.status)
+    return bool(done)
+
+
+def cancel_job(job: AbstractJob) -> AbstractJob:
+    """Cancel a queued job at once; ask a running one to stop at its next progress report."""
+    model = type(job)
+    now = timezone.now()
+    cancelled_queued = model.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, finished_at=now, error_message="Cancelled before it started.", updated_at=now
+    )
+    flagged_running = cancelled_queued or model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        cancel_requested=True, updated_at=now
+    )
+    if not flagged_running:
+        job.refresh_from_db()
+        raise JobNotCancellable(
+            f"This job is {job.status}; only queued or running jobs can be cancelled.",
+            details={"status": job.status},
+        )
+    job.refresh_from_db()
+    logger.info("job.cancel_requested", job_type=job._meta.label, job_id=job.pk, status=job.status)
+    return job
+
+
+def retry_job(job: AbstractJob) -> AbstractJob:
+    """Put a failed or cancelled job back in the queue."""
+    model = type(job)
+    reset = model.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+        status=JobStatus.QUEUED,
+        cancel_requested=False,
+        error_message="",
+        progress_current=0,
+        progress_message="",
+        started_at=None,
+        finished_at=None,
+        heartbeat_at=None,
+        updated_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    if not reset:
+        raise JobNotRetryable(
+            f"This job is {job.status}; only failed or cancelled jobs can be retried.", details={"status": job.status}
+        )
+    enqueue_job(job)
+    return job
+
+
+def reap_stale_jobs(stale_after: timedelta | None = None) -> int:
+    """Fail running jobs whose heartbeat stopped (worker killed, machine lost). Returns how many."""
+    stale_after = stale_after or timedelta(seconds=settings.IMAGINEER_JOB_STALE_AFTER_SECONDS)
+    cutoff = timezone.now() - stale_after
+    reaped = 0
+    for model in job_models():
+        stale = model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+        for job in stale:
+            now = timezone.now()
+            reaped += model.objects.filter(pk=job.pk, status=JobStatus.RUNNING, heartbeat_at__lt=cutoff).update(
+                status=JobStatus.FAILED,
+                finished_at=now,
+                updated_at=now,
+                error_message=(
+                    f"The worker stopped responding: no heartbeat since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC. "
+                    "Retry the job to run it again."
+                ),
+            )
+    if reaped:
+        logger.warning("job.reaped", count=reaped)
+    return reaped
+
+
+@contextmanager
+def heartbeat(job: AbstractJob, interval: float | None = None) -> Iterator[None]:
+    """Keep heartbeat_at fresh from a side thread while a long step (model load, I/O) runs."""
+    interval = interval or settings.IMAGINEER_JOB_HEARTBEAT_SECONDS
+    stop = threading.Event()
+    model, pk = type(job), job.pk
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{model._meta.label}-{pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_id: str = "") -> Job | None:
+    """Claim the job, run `work(job)`, and end it in a final state whatever happens.
+
+    `work` reports progress with record_progress(); an exception fails the job with a readable
+    message, JobCancelled ends it as cancelled. Returns the job, or None if it could not be claimed.
+    """
+    close_old_connections()
+    job = claim_job(model, job_id, task_id=task_id)
+    if job is None:
+        return None
+    log = logger.bind(job_type=model._meta.label, job_id=job.pk)
+    log.info("job.started")
+    try:
+        with heartbeat(job):
+            work(job)
+    except JobCancelled:
+        finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
+    except Exception as exc:  # noqa: BLE001 - the job must end failed, whatever went wrong
+        log.exception("job.failed")
+        finish_job(job, JobStatus.FAILED, describe_failure(exc))
+    else:
+        if model.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
+        else:
+            finish_job(job, JobStatus.SUCCEEDED)
+    return job
+
+
+def describe_failure(exc: Exception) -> str:
+    """The error message an operator reads: the exception's own words, without paths."""
+    from imagineer.core.logging import redact_event
+
+    text = str(exc) or type(exc).__name__
+    return redact_event(None, "", {"error": f"{type(exc).__name__}: {text}"})["error"]
+
+
+__all__ = [
+    "FINAL_STATUSES",
+    "JobCancelled",
+    "JobNotCancellable",
+    "cancel_job",
+    "claim_job",
+    "enqueue_job",
+    "finish_job",
+    "reap_stale_jobs",
+    "record_progress",
+    "retry_job",
+    "run_job",
+]

@@ -1,0 +1,77 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """The project's user. Kept as our own model so fields can be added without a migration fight."""
+
+    class Meta:
+        db_table = "core_user"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class AbstractJob(models.Model):
+    """One lifecycle for every background job (thumbnails, generation, training, imports, ...).
+
+    The row is the single source of truth for a job's state; Celery only carries its id. All state
+    changes go through imagineer.core.jobs, which makes each transition a conditional UPDATE so two
+    workers (late acks, redelivery) can never both run the same job.
+    """
+
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    progress_current = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True)
+    error_message = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="Celery worker host that claimed the job.")
+    # The request that enqueued the job, so its log lines can be joined with the worker's.
+    request_id = models.CharField(max_length=128, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The Celery task (dotted name) that runs this kind of job; set by each concrete model.
+    task_name: str = ""
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def progress(self) -> float:
+        if not self.progress_total:
+            return 1.0 if self.status == JobStatus.SUCCEEDED else 0.0
+        return min(1.0, self.progress_current / self.progress_total)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return round((end - self.started_at).total_seconds(), 3)

@@ -1,0 +1,291 @@
+"""Imagineer settings.
+
+Every deploy-time value comes from the environment (django-environ). The defaults are the
+"embedded" deployment: SQLite, a filesystem Celery broker and local media, all under
+IMAGINEER_DATA_DIR, so `make run` works offline with no server. Production refuses those
+defaults through the system checks in imagineer/core/checks.py.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+IMAGINEER_ENV = env.str("IMAGINEER_ENV", default="development").lower()
+IS_PRODUCTION = IMAGINEER_ENV == "production"
+
+DATA_DIR = Path(env.str("IMAGINEER_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+
+# Marker value: production checks refuse it, development uses it so nothing needs configuring.
+INSECURE_DEFAULT_SECRET_KEY = "django-insecure-imagineer-development-only"
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=not IS_PRODUCTION)
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=[] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "imagineer.core",
+    "albums",
+    "generation",
+    "training",
+    "labeling",
+    "legacy",
+]
+
+MIDDLEWARE = [
+    "imagineer.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "imagineer.urls"
+WSGI_APPLICATION = "imagineer.wsgi.application"
+AUTH_USER_MODEL = "core.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "imagineer" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'imagineer.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one SQLite file in the embedded deployment: WAL lets readers
+    # run beside a writer, IMMEDIATE transactions avoid "database is locked" upgrade deadlocks.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # A file, not :memory:, so a Celery worker process started by the tests sees the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-imagineer.sqlite3")}
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Cache (rate limits live here too) ------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Static and media files -----------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
+MEDIA_URL = "/media/"  # never routed: files are served by id through the API
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if IS_PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+FILE_UPLOAD_PERMISSIONS = 0o644
+
+# --- Uploads and thumbnails -----------------------------------------------------------------
+IMAGINEER_UPLOAD_MAX_BYTES = env.int("IMAGINEER_UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+# Pillow refuses images above this many pixels: a decompression-bomb guard, decided from the
+# header before any pixel is decoded.
+IMAGINEER_UPLOAD_MAX_PIXELS = env.int("IMAGINEER_UPLOAD_MAX_PIXELS", default=64_000_000)
+IMAGINEER_UPLOAD_RATE = env.str("IMAGINEER_UPLOAD_RATE", default="600/h")
+IMAGINEER_THUMBNAIL_SIZE = env.int("IMAGINEER_THUMBNAIL_SIZE", default=256)
+# The multipart body may be a little larger than the file it carries.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Authentication -------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+IMAGINEER_ADMIN_EMAILS = [e.lower() for e in env.list("IMAGINEER_ADMIN_EMAILS", default=[])]
+LOGIN_REDIRECT_URL = "/admin/"
+ACCOUNT_ADAPTER = "imagineer.core.auth.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "imagineer.core.auth.SocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if IS_PRODUCTION else "http"
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_STORE_TOKENS = False
+GOOGLE_CLIENT_ID = env.str("GOOGLE_CLIENT_ID", default="")
+GOOGLE_CLIENT_SECRET = env.str("GOOGLE_CLIENT_SECRET", default="")
+SOCIALACCOUNT_PROVIDERS = {
+    "google": {
+        "SCOPE": ["openid", "profile", "email"],
+        "AUTH_PARAMS": {"access_type": "online"},
+        "FETCH_USERINFO": True,
+        "VERIFIED_EMAIL": False,
+    }
+}
+if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET:
+    # Credentials from the environment; otherwise an operator adds a SocialApp in admin (not both).
+    SOCIALACCOUNT_PROVIDERS["google"]["APP"] = {"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET}
+
+# --- Proxy / TLS ----------------------------------------------------------------------------
+# Behind a TLS-terminating proxy, trust its X-Forwarded-Proto/Host so absolute URLs (OAuth
+# callbacks included) are https. Only turn on when a proxy you control sets these headers.
+IMAGINEER_TRUST_PROXY_HEADERS = env.bool("IMAGINEER_TRUST_PROXY_HEADERS", default=IS_PRODUCTION)
+if IMAGINEER_TRUST_PROXY_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 24 * 3600
+if IS_PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an anonymous API client gets 401 with WWW-Authenticate, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["imagineer.core.permissions.AdminWriteVisibleRead"],
+    "DEFAULT_PAGINATION_CLASS": "imagineer.core.pagination.PageNumberPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "imagineer.core.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+IMAGINEER_PAGE_SIZE = env.int("IMAGINEER_PAGE_SIZE", default=50)
+IMAGINEER_MAX_PAGE_SIZE = env.int("IMAGINEER_MAX_PAGE_SIZE", default=200)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Imagineer API",
+    "DESCRIPTION": "Stable Diffusion operations backend: albums, images, jobs.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+RATELIMIT_VIEW = "imagineer.core.errors.ratelimited_view"
+CSRF_FAILURE_VIEW = "imagineer.core.errors.csrf_failure"
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_DIR = DATA_DIR / "broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport: a folder of message files, no server (embedded default).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "control"):
+        (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_WORKER_CONCURRENCY = env.int("IMAGINEER_WORKER_CONCURRENCY", default=2)
+# Seconds (soft, hard) per queue; applied to every task routed there (imagineer/celery.py).
+CELERY_QUEUE_TIME_LIMITS = {
+    "default": (
+        env.int("CELERY_DEFAULT_SOFT_TIME_LIMIT", default=300),
+        env.int("CELERY_DEFAULT_TIME_LIMIT", default=360),
+    ),
+    "generation": (
+        env.int("CELERY_GENERATION_SOFT_TIME_LIMIT", default=1800),
+        env.int("CELERY_GENERATION_TIME_LIMIT", default=1900),
+    ),
+    "training": (
+        env.int("CELERY_TRAINING_SOFT_TIME_LIMIT", default=5 * 3600),
+        env.int("CELERY_TRAINING_TIME_LIMIT", default=5 * 3600 + 300),
+    ),
+    "scraping": (
+        env.int("CELERY_SCRAPING_SOFT_TIME_LIMIT", default=2 * 3600),
+        env.int("CELERY_SCRAPING_TIME_LIMIT", default=2 * 3600 + 120),
+    ),
+    "labeling": (
+        env.int("CELERY_LABELING_SOFT_TIME_LIMIT", default=2 * 3600),
+        env.int("CELERY_LABELING_TIME_LIMIT", default=2 * 3600 + 120),
+    ),
+    "maintenance": (
+        env.int("CELERY_MAINTENANCE_SOFT_TIME_LIMIT", default=1800),
+        env.int("CELERY_MAINTENANCE_TIME_LIMIT", default=1900),
+    ),
+}
+# Jobs whose heartbeat is older than this are reaped (marked failed) by the beat task.
+IMAGINEER_JOB_HEARTBEAT_SECONDS = env.int("IMAGINEER_JOB_HEARTBEAT_SECONDS", default=15)
+IMAGINEER_JOB_STALE_AFTER_SECONDS = env.int("IMAGINEER_JOB_STALE_AFTER_SECONDS", default=300)
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "console")
+
+from imagineer.core.logging import build_logging_config  # noqa: E402  (needs the values above)
+
+LOGGING = build_logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)

@@ -1,0 +1,71 @@
+"""Test data made through the real services (real files in storage, real thumbnails)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import struct
+import zlib
+
+import factory
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from albums import services
+from albums.models import Album
+
+_colors = itertools.count(1)
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: int | None = None) -> bytes:
+    """A real, unique image file (a different colour each call unless one is given)."""
+    n = next(_colors) if color is None else color
+    rgb = (n % 256, (n // 256) % 256, (n // 65536) % 256)
+    img = PILImage.new("RGB", size, rgb)
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+def png_bomb_bytes(width: int = 30000, height: int = 30000) -> bytes:
+    """A small, valid-looking PNG whose header declares width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    idat = zlib.compress(row * 16)  # far fewer rows than declared: never meant to decode
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
+    password = factory.django.Password("pw")
+
+
+class AdminFactory(UserFactory):
+    is_staff = True
+    is_superuser = True
+
+
+class AlbumFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Album
+
+    name = factory.Sequence(lambda n: f"Album {n}")
+    slug = factory.Sequence(lambda n: f"album-{n}")
+    is_public = True
+
+
+def make_image(*, fmt: str = "PNG", album: Album | None = None, **fields):
+    """Store a real image through the upload service; flags and metadata as keyword arguments."""
+    data = io.BytesIO(image_bytes(fmt))
+    image, created = services.store_image(data, original_filename=f"test.{fmt.lower()}", album=album, **fields)
+    assert created
+    return image

@@ -1,0 +1,14 @@
+"""Test settings: the real settings, on a private data dir so tests never touch ./data.
+
+A Celery worker process started by a test is given this same data dir (and database), so it sees
+what the test wrote.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("IMAGINEER_DATA_DIR", tempfile.mkdtemp(prefix="imagineer-test-"))
+
+from imagineer.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: no slow hashing in tests
