@@ -1,7 +1,4 @@
-import sys
-
 from django.apps import AppConfig
-from django.conf import settings
 
 
 class CoreConfig(AppConfig):
@@ -13,6 +10,3 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from imagineer.core import auth, checks  # noqa: F401  (registers signals and checks)
-        from imagineer.core.logging import configure_path_redaction
-
-        configure_path_redaction(settings.BASE_DIR, settings.DATA_DIR, settings.MEDIA_ROOT, sys.prefix, sys.base_prefix)

@@ -23,7 +23,7 @@ from typing import TypeVar
 from celery import current_app
 from django.apps import apps
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -209,7 +209,6 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
     `work` reports progress with record_progress(); an exception fails the job with a readable
     message, JobCancelled ends it as cancelled. Returns the job, or None if it could not be claimed.
     """
-    close_old_connections()
     job = claim_job(model, job_id, task_id=task_id)
     if job is None:
         return None

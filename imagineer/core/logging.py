@@ -15,7 +15,6 @@ import hashlib
 import logging
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,8 +23,6 @@ SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "api_key", "apikey"
 PROMPT_KEYS = ("prompt", "negative_prompt")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
-_path_replacements: list[tuple[str, str]] = []
-
 
 def describe_prompt(text: str) -> str:
     """What a log line may say about a prompt: its length and a short, stable hash."""
@@ -33,8 +30,23 @@ def describe_prompt(text: str) -> str:
     return f"<prompt len={len(text)} sha256={digest}>"
 
 
+def _path_replacements() -> list[tuple[str, str]]:
+    """Absolute paths that must never appear in a log line, longest first, read at call time."""
+    from django.conf import settings
+
+    candidates = [(sys.prefix, "<venv>"), (sys.base_prefix, "<python>")]
+    if settings.configured:
+        candidates += [
+            (getattr(settings, "MEDIA_ROOT", ""), "<media>"),
+            (getattr(settings, "DATA_DIR", ""), "<data>"),
+            (getattr(settings, "BASE_DIR", ""), "<app>"),
+        ]
+    pairs = {str(path): placeholder for path, placeholder in candidates if str(path) not in ("", "/", ".")}
+    return sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True)
+
+
 def _scrub_string(value: str) -> str:
-    for prefix, placeholder in _path_replacements:
+    for prefix, placeholder in _path_replacements():
         if prefix in value:
             value = value.replace(prefix, placeholder)
     return EMAIL_RE.sub("[email]", value)
@@ -58,16 +70,6 @@ def _scrub(key: str, value: Any) -> Any:
 def redact_event(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: the one redaction step every line passes."""
     return {key: _scrub(key, value) for key, value in event_dict.items()}
-
-
-def configure_path_redaction(*paths: Path | str) -> None:
-    """Remember absolute paths that must never appear in a log line (longest first)."""
-    pairs = []
-    for path, placeholder in zip(paths, ("<app>", "<data>", "<media>", "<venv>", "<python>"), strict=False):
-        text = str(path)
-        if text and text != "/":
-            pairs.append((text, placeholder))
-    _path_replacements[:] = sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
 
 
 def build_logging_config(*, level: str, fmt: str) -> dict[str, Any]:
