@@ -57,13 +57,14 @@ class ImageFacts:
     height: int
     sha256: str
     size: int
+    thumbnail: bytes = b""  # WebP bytes, when asked for (saves decoding the file twice)
 
     @property
     def extension(self) -> str:
         return ACCEPTED_FORMATS[self.format]
 
 
-def inspect_image(fileobj: IO[bytes], *, name: str = "file") -> ImageFacts:
+def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: bool = False) -> ImageFacts:
     """Decode the file fully and say what it is; raise a clear error for anything we refuse.
 
     Refuses: empty files, files over IMAGINEER_UPLOAD_MAX_BYTES, anything Pillow cannot decode
@@ -105,6 +106,7 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file") -> ImageFacts:
                         details={"width": width, "height": height, "max_pixels": max_pixels},
                     )
                 img.load()  # decode every pixel: truncated and corrupt files fail here
+                thumbnail = _thumbnail_of(img) if with_thumbnail else b""
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise ImageTooLarge(
             f"{name} declares more pixels than allowed ({max_pixels:,}); refused as a decompression bomb.",
@@ -119,7 +121,9 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file") -> ImageFacts:
         raise UnsupportedImage(f"{name} is truncated or corrupt and cannot be decoded.", code="corrupt_image") from exc
     finally:
         fileobj.seek(0)
-    return ImageFacts(format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size)
+    return ImageFacts(
+        format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size, thumbnail=thumbnail
+    )
 
 
 def _storage_name(folder: str, extension: str) -> str:
@@ -129,16 +133,20 @@ def _storage_name(folder: str, extension: str) -> str:
 
 def render_thumbnail(fileobj: IO[bytes], size: int | None = None) -> bytes:
     """A WebP thumbnail whose longest side is `size` (aspect kept, EXIF orientation applied)."""
-    size = size or settings.IMAGINEER_THUMBNAIL_SIZE
     fileobj.seek(0)
     with PILImage.open(fileobj) as img:
-        img = ImageOps.exif_transpose(img)
-        img.thumbnail((size, size))
-        if img.mode not in ("RGB", "RGBA"):
-            has_alpha = "A" in img.mode or "transparency" in img.info
-            img = img.convert("RGBA" if has_alpha else "RGB")
-        out = io.BytesIO()
-        img.save(out, "WEBP", quality=85)
+        return _thumbnail_of(img, size)
+
+
+def _thumbnail_of(img: PILImage.Image, size: int | None = None) -> bytes:
+    size = size or settings.IMAGINEER_THUMBNAIL_SIZE
+    img = ImageOps.exif_transpose(img)  # a copy: the caller's image is untouched
+    img.thumbnail((size, size))
+    if img.mode not in ("RGB", "RGBA"):
+        has_alpha = "A" in img.mode or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+    out = io.BytesIO()
+    img.save(out, "WEBP", quality=85)
     return out.getvalue()
 
 
@@ -171,7 +179,7 @@ def store_image(
     display_name = (
         get_valid_filename(original_filename.replace("\\", "/").rsplit("/", 1)[-1]) if original_filename else ""
     )
-    facts = inspect_image(fileobj, name=display_name or "file")
+    facts = inspect_image(fileobj, name=display_name or "file", with_thumbnail=True)
     existing = Image.objects.filter(sha256=facts.sha256).first()
     if existing is not None:
         if album is not None:
@@ -181,10 +189,12 @@ def store_image(
 
     written: list[str] = []
     try:
-        file_name = default_storage.save(_storage_name("images", facts.extension), File(fileobj))
-        written.append(file_name)
-        thumb_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(render_thumbnail(fileobj)))
+        thumb_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(facts.thumbnail))
         written.append(thumb_name)
+        # A Django upload spooled to disk is moved into place rather than copied.
+        content = fileobj if isinstance(fileobj, File) else File(fileobj)
+        file_name = default_storage.save(_storage_name("images", facts.extension), content)
+        written.append(file_name)
         with transaction.atomic():
             image = Image.objects.create(
                 file=file_name,
