@@ -121,9 +121,7 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: boo
         raise UnsupportedImage(f"{name} is truncated or corrupt and cannot be decoded.", code="corrupt_image") from exc
     finally:
         fileobj.seek(0)
-    return ImageFacts(
-        format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size, thumbnail=thumbnail
-    )
+    return ImageFacts(format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size, thumbnail=thumbnail)
 
 
 def _storage_name(folder: str, extension: str) -> str:

@@ -60,7 +60,9 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="imagineer-bench-"))
-    os.environ.update({"IMAGINEER_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "imagineer.settings", "LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {"IMAGINEER_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "imagineer.settings", "LOG_LEVEL": "WARNING"}
+    )
     os.environ.pop("DATABASE_URL", None)
     import django
 
@@ -100,7 +102,9 @@ def main() -> None:
 
         started = time.perf_counter()
         for data in images:
-            response = client.post("/api/images/", {"file": SimpleUploadedFile("b.png", data, "image/png")}, format="multipart")
+            response = client.post(
+                "/api/images/", {"file": SimpleUploadedFile("b.png", data, "image/png")}, format="multipart"
+            )
             assert response.status_code == 201, response.content
         timings["POST /api/images/"].append(time.perf_counter() - started)
         Image.objects.all().delete()

@@ -171,3 +171,9 @@ def test_session_auth_serves_browsable_api(admin_user):
     client.force_login(admin_user)
     response = client.get("/api/albums/", HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and b"<html" in response.content.lower()
+
+
+def test_admin_login_page_offers_google_sign_in():
+    html = Client().get("/admin/login/?next=/admin/").content.decode()
+    assert 'action="/accounts/google/login/?next=/admin/"' in html
+    assert "Sign in with Google" in html

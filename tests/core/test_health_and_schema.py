@@ -62,3 +62,10 @@ def test_api_docs_page_works_offline(api_client):
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html and "cdn.jsdelivr" not in html
+
+
+def test_schema_generation_has_no_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+    assert (tmp_path / "schema.yml").read_text().startswith("openapi: 3")
