@@ -13,14 +13,23 @@ class ImageSource(models.TextChoices):
     LEGACY = "legacy", "Legacy import"
 
 
-# What anonymous and non-admin users may see of an image: public and not NSFW. One definition,
-# used by every list, detail, count, album page, file and thumbnail.
-PUBLICLY_VISIBLE = Q(is_public=True, is_nsfw=False)
+# What anonymous and non-admin users may see of an image: public and not NSFW (plus, for a signed-in
+# user, the images they made). One definition, used by every list, detail, count, album page, file
+# and thumbnail.
+def visible_images_q(user, prefix: str = "") -> Q | None:
+    """The condition on images `user` may see (None: everything), for queries through `prefix`."""
+    if is_admin(user):
+        return None
+    condition = Q(**{f"{prefix}is_public": True, f"{prefix}is_nsfw": False})
+    if user is not None and user.is_authenticated:
+        condition |= Q(**{f"{prefix}created_by": user})  # people see what they made themselves
+    return condition
 
 
 class ImageQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ImageQuerySet":
-        return self if is_admin(user) else self.filter(PUBLICLY_VISIBLE)
+        condition = visible_images_q(user)
+        return self if condition is None else self.filter(condition)
 
 
 class Image(models.Model):
@@ -101,6 +110,22 @@ class Album(models.Model):
     source_type = models.CharField(max_length=32, choices=AlbumSource.choices, default=AlbumSource.MANUAL)
     source_id = models.BigIntegerField(null=True, blank=True)
     images = models.ManyToManyField(Image, through="AlbumImage", related_name="albums")
+
+    # Set template (an input recipe, never an output album: it collects no generated images).
+    is_set_template = models.BooleanField(default=False, db_index=True)
+    template_items = models.JSONField(default=list, blank=True, help_text="The CSV rows: a list of objects.")
+    base_prompt = models.TextField(blank=True)
+    prompt_template = models.TextField(blank=True, help_text="{column} placeholders are filled from each row.")
+    style_suffix = models.TextField(blank=True)
+    example_theme = models.CharField(max_length=500, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    negative_prompt = models.TextField(blank=True)
+    loras = models.JSONField(default=list, blank=True, help_text='[{"lora": slug or id, "weight": w}]')
+    default_model = models.ForeignKey(
+        "generation.DiffusionModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="set_templates"
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -124,6 +124,18 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: boo
     return ImageFacts(format=fmt, width=width, height=height, sha256=digest.hexdigest(), size=size, thumbnail=thumbnail)
 
 
+def facts_for_generated(png: bytes, image: PILImage.Image) -> ImageFacts:
+    """Facts of a PNG we encoded ourselves from `image`: no second decode needed."""
+    return ImageFacts(
+        format="PNG",
+        width=image.width,
+        height=image.height,
+        sha256=hashlib.sha256(png).hexdigest(),
+        size=len(png),
+        thumbnail=_thumbnail_of(image),
+    )
+
+
 def _storage_name(folder: str, extension: str) -> str:
     now = timezone.now()
     return f"{folder}/{now:%Y/%m}/{uuid.uuid4().hex}.{extension}"
@@ -167,17 +179,20 @@ def store_image(
     user=None,
     album: Album | None = None,
     source: str = ImageSource.UPLOADED,
+    facts: ImageFacts | None = None,
     **fields: Any,
 ) -> tuple[Image, bool]:
     """Validate and store an image file. Returns (image, created).
 
     An identical file (same SHA-256) already stored is returned instead of stored again
     (created=False); it is still added to `album`. On any failure no file and no row remain.
+    `facts` may be given for bytes this process encoded itself (see facts_for_generated).
     """
     display_name = (
         get_valid_filename(original_filename.replace("\\", "/").rsplit("/", 1)[-1]) if original_filename else ""
     )
-    facts = inspect_image(fileobj, name=display_name or "file", with_thumbnail=True)
+    if facts is None:
+        facts = inspect_image(fileobj, name=display_name or "file", with_thumbnail=True)
     existing = Image.objects.filter(sha256=facts.sha256).first()
     if existing is not None:
         if album is not None:
@@ -246,9 +261,15 @@ def _existing_image_ids(image_ids: Sequence[int]) -> set[int]:
     return found
 
 
+class AlbumIsTemplate(ImagineerError):
+    code = "album_is_template"
+
+
 @transaction.atomic
 def add_images_to_album(album: Album, image_ids: Sequence[int], *, user=None) -> int:
     """Append images to the album's end, in the given order; images already in it are skipped."""
+    if album.is_set_template:
+        raise AlbumIsTemplate(f"'{album.name}' is a set template: templates never collect images.")
     _existing_image_ids(image_ids)
     already = set(album.album_images.filter(image_id__in=image_ids).values_list("image_id", flat=True))
     new_ids = [pk for pk in dict.fromkeys(image_ids) if pk not in already]

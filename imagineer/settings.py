@@ -142,6 +142,26 @@ IMAGINEER_THUMBNAIL_SIZE = env.int("IMAGINEER_THUMBNAIL_SIZE", default=256)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
+# --- Generation -----------------------------------------------------------------------------
+# Operator-tunable defaults; each model can override steps/guidance/size/scheduler/negative prompt.
+IMAGINEER_GENERATION_DEFAULTS = {
+    "steps": env.int("IMAGINEER_GENERATION_STEPS", default=30),
+    "guidance_scale": env.float("IMAGINEER_GENERATION_GUIDANCE_SCALE", default=7.5),
+    "scheduler": env.str("IMAGINEER_GENERATION_SCHEDULER", default="dpmpp_2m_karras"),
+    "negative_prompt": env.str("IMAGINEER_GENERATION_NEGATIVE_PROMPT", default="blurry, low quality"),
+}
+IMAGINEER_GENERATION_RATE = env.str("IMAGINEER_GENERATION_RATE", default="10/m")
+IMAGINEER_GENERATION_MAX_BATCH = env.int("IMAGINEER_GENERATION_MAX_BATCH", default=4)
+IMAGINEER_SET_RUN_BATCH_SIZE = env.int("IMAGINEER_SET_RUN_BATCH_SIZE", default=4)
+IMAGINEER_PIPELINE_CACHE_SIZE = env.int("IMAGINEER_PIPELINE_CACHE_SIZE", default=2)
+IMAGINEER_ATTENTION_SLICING = env.bool("IMAGINEER_ATTENTION_SLICING", default=False)
+IMAGINEER_VAE_TILING = env.bool("IMAGINEER_VAE_TILING", default=False)
+IMAGINEER_DEVICE = env.str("IMAGINEER_DEVICE", default="auto")  # auto | cuda | mps | cpu
+# Offline: hub models load only from the local Hugging Face cache (HF_HUB_OFFLINE is the hub's own).
+IMAGINEER_HF_OFFLINE = env.bool("HF_HUB_OFFLINE", default=False)
+IMAGINEER_MODELS_DIR = Path(env.str("IMAGINEER_MODELS_DIR", default=str(DATA_DIR / "models")))
+IMAGINEER_LORA_MAX_BYTES = env.int("IMAGINEER_LORA_MAX_BYTES", default=1024 * 1024 * 1024)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

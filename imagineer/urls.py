@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include("albums.api.urls")),
+    path("api/", include("generation.api.urls")),
 ]
 
 handler400 = "imagineer.core.errors.handler400"

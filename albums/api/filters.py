@@ -24,4 +24,4 @@ class AlbumFilter(django_filters.FilterSet):
 
     class Meta:
         model = Album
-        fields = ["album_type", "source_type", "is_public", "slug"]
+        fields = ["album_type", "source_type", "is_public", "slug", "is_set_template"]

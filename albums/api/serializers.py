@@ -2,6 +2,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from albums.models import Album, Image, ThumbnailJob
+from generation.models import DiffusionModel
 from imagineer.core.permissions import is_admin
 from imagineer.core.serializers import ImageIdsSerializer, JobSerializer, StrictModelSerializer, StrictSerializer
 
@@ -105,6 +106,13 @@ class ThumbnailRebuildSerializer(StrictSerializer):
 
 class AlbumSerializer(StrictModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
+    default_model = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=DiffusionModel.objects.all(),
+        required=False,
+        allow_null=True,
+    )
+    template_items_preview = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     images_url = serializers.SerializerMethodField()
     slug = serializers.SlugField(max_length=255, required=False)
@@ -125,6 +133,19 @@ class AlbumSerializer(StrictModelSerializer):
             "images_url",
             "created_at",
             "updated_at",
+            # set-template fields (is_set_template albums are recipes, not outputs)
+            "is_set_template",
+            "template_items",
+            "template_items_preview",
+            "base_prompt",
+            "prompt_template",
+            "style_suffix",
+            "example_theme",
+            "width",
+            "height",
+            "negative_prompt",
+            "loras",
+            "default_model",
         ]
         read_only_fields = ["source_type", "source_id", "created_at", "updated_at"]
         extra_kwargs = {"name": {"max_length": 255}}
@@ -139,6 +160,19 @@ class AlbumSerializer(StrictModelSerializer):
 
     def get_url(self, obj) -> str:
         return _absolute(self.context.get("request"), reverse("album-detail", args=[obj.pk]))
+
+    def get_template_items_preview(self, obj) -> list[str]:
+        """The first rendered prompts of a set template, with its example theme."""
+        from generation.sets import render_set_prompt
+
+        if not obj.is_set_template:
+            return []
+        return [render_set_prompt(obj, row, obj.example_theme) for row in obj.template_items[:5]]
+
+    def validate_template_items(self, value):
+        if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+            raise serializers.ValidationError("Must be a list of objects (one per CSV row).")
+        return value
 
     def get_images_url(self, obj) -> str:
         return _absolute(self.context.get("request"), reverse("album-images", args=[obj.pk]))

@@ -1,10 +1,8 @@
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
-from django.utils.decorators import method_decorator
-from django_ratelimit.decorators import ratelimit
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -22,10 +20,13 @@ from albums.api.serializers import (
     ThumbnailJobSerializer,
     ThumbnailRebuildSerializer,
 )
-from albums.models import Album, Image, ThumbnailJob
+from albums.models import Album, Image, ThumbnailJob, visible_images_q
+from generation import services as generation_services
+from generation.api.serializers import SetRunCreateSerializer, SetRunSerializer
 from imagineer.core import jobs
 from imagineer.core.errors import NotFoundError
-from imagineer.core.permissions import IsAdmin, is_admin
+from imagineer.core.permissions import IsAdmin
+from imagineer.core.ratelimits import enforce_rate_limit
 from imagineer.core.serializers import ImageIdsSerializer
 
 CACHE_PUBLIC = "public, max-age=86400"
@@ -43,11 +44,6 @@ def _stream(image: Image, name: str, content_type: str, download_name: str) -> F
     response["ETag"] = f'"{image.sha256}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
-
-
-def upload_rate(group, request) -> str:
-    """Read at request time so operators (and tests) can change IMAGINEER_UPLOAD_RATE."""
-    return settings.IMAGINEER_UPLOAD_RATE
 
 
 class ImageViewSet(viewsets.ModelViewSet):
@@ -71,9 +67,9 @@ class ImageViewSet(viewsets.ModelViewSet):
         request={"multipart/form-data": ImageUploadSerializer},
         responses={201: ImageSerializer, 200: OpenApiResponse(ImageSerializer, "Identical file already stored")},
     )
-    @method_decorator(ratelimit(key="user_or_ip", rate=upload_rate, method="POST", block=True))
     def create(self, request, *args, **kwargs):
         """Upload one image (admin). 201 when stored; 200 with the existing image when identical bytes are already stored."""
+        enforce_rate_limit(request, group="images.upload", rate=settings.IMAGINEER_UPLOAD_RATE)
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.IMAGINEER_UPLOAD_MAX_BYTES + 1024 * 1024:
             # Refuse before reading a body that is bound to be too large.
@@ -155,13 +151,8 @@ class AlbumViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         user = self.request.user
-        if is_admin(user):
-            count = Count("album_images")
-        else:
-            count = Count(
-                "album_images",
-                filter=Q(album_images__image__is_public=True, album_images__image__is_nsfw=False),
-            )
+        condition = visible_images_q(user, prefix="album_images__image__")
+        count = Count("album_images", filter=condition) if condition is not None else Count("album_images")
         return Album.objects.visible_to(user).annotate(image_count=count).order_by("-created_at", "-id")
 
     def perform_create(self, serializer):
@@ -228,6 +219,25 @@ class AlbumViewSet(viewsets.ModelViewSet):
         ids = serializer.validated_data["image_ids"]
         services.reorder_album(album, ids)
         return Response({"reordered": len(ids)})
+
+    @extend_schema(request=SetRunCreateSerializer, responses={202: SetRunSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
+    def generate(self, request, pk=None):
+        """Start a set run from this set template (admin): one image per row into a new album."""
+        template = self.get_object()
+        serializer = SetRunCreateSerializer(data=request.data, context={"template": template, "request": request})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        run = generation_services.start_set_run(
+            template,
+            user=request.user,
+            theme=data.pop("theme"),
+            album_name=data.pop("album_name", ""),
+            model=data.pop("model", None),
+            batch_size=data.pop("batch_size", None),
+            overrides=data,
+        )
+        return Response(SetRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ThumbnailJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -107,7 +107,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF EXCEPTION_HANDLER: map every exception to the envelope."""
     headers: dict[str, str] = {}
     if isinstance(exc, ImagineerError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        if getattr(exc, "retry_after", None):
+            headers["Retry-After"] = str(exc.retry_after)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers)
     if isinstance(exc, Ratelimited):
         return Response(error_body("rate_limited", "Too many requests; slow down and try again later."), status=429)
     if isinstance(exc, Http404):

@@ -96,6 +96,11 @@ def record_progress(job: AbstractJob, current: int, total: int | None = None, me
     type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
     for name, value in fields.items():
         setattr(job, name, value)
+    raise_if_cancelled(job)
+
+
+def raise_if_cancelled(job: AbstractJob) -> None:
+    """Raise JobCancelled if an operator asked this running job to stop."""
     if type(job).objects.filter(pk=job.pk, cancel_requested=True).exists():
         raise JobCancelled()
 

@@ -38,6 +38,9 @@ class Command(BaseCommand):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         sign_in = self._ensure_admin_user()
+        from generation.services import ensure_tiny_model
+
+        ensure_tiny_model("tiny-sd")  # so a fresh offline install can generate
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         children = {

@@ -1,0 +1,140 @@
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from generation import services
+from generation.api.serializers import (
+    DiffusionModelSerializer,
+    GenerationJobCreateSerializer,
+    GenerationJobSerializer,
+    LoraSerializer,
+    LoraUpdateSerializer,
+    LoraUploadSerializer,
+    SetRunSerializer,
+)
+from generation.models import DiffusionModel, GenerationJob, Lora, SetRun
+from imagineer.core import jobs
+from imagineer.core.permissions import IsAdmin, is_admin
+from imagineer.core.ratelimits import enforce_rate_limit
+
+
+class DiffusionModelViewSet(viewsets.ReadOnlyModelViewSet):
+    """Diffusion models the workers can load (public)."""
+
+    serializer_class = DiffusionModelSerializer
+    queryset = DiffusionModel.objects.filter(enabled=True)
+    lookup_field = "name"
+    pagination_class = None
+
+
+class LoraViewSet(viewsets.ModelViewSet):
+    """The LoRA registry: anyone can list; admins upload (.safetensors only), edit and delete."""
+
+    serializer_class = LoraSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def get_queryset(self):
+        query = Lora.objects.all()
+        return query if is_admin(self.request.user) else query.filter(enabled=True)
+
+    @extend_schema(request={"multipart/form-data": LoraUploadSerializer}, responses={201: LoraSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = LoraUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data.pop("file")
+        # Checked from a scratch copy: the safetensors header is read before anything is stored.
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / (Path(upload.name or "upload").stem[:100] + Path(upload.name or "").suffix.lower())
+            with open(path, "wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            lora, created = services.register_lora(path, user=request.user, **data)
+        return Response(
+            {**LoraSerializer(lora).data, "duplicate": not created},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=LoraUpdateSerializer, responses=LoraSerializer)
+    def partial_update(self, request, *args, **kwargs):
+        lora = self.get_object()
+        serializer = LoraUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        for name, value in serializer.validated_data.items():
+            setattr(lora, name, value)
+        lora.save()
+        return Response(LoraSerializer(lora).data)
+
+    def perform_destroy(self, instance):
+        name = instance.file.name
+        instance.delete()
+        instance.file.storage.delete(name)
+
+
+class GenerationJobViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Generation jobs: signed-in users start them and see their own; admins see all."""
+
+    permission_classes = [IsAuthenticated]
+    filterset_fields = ["status", "model"]
+
+    def get_queryset(self):
+        query = GenerationJob.objects.select_related("model").prefetch_related("images")
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no real user
+            return query.none()
+        return query if is_admin(self.request.user) else query.filter(created_by=self.request.user)
+
+    def get_serializer_class(self):
+        return GenerationJobCreateSerializer if self.action == "create" else GenerationJobSerializer
+
+    @extend_schema(request=GenerationJobCreateSerializer, responses={202: GenerationJobSerializer})
+    def create(self, request, *args, **kwargs):
+        """Queue a job (202). Limited to IMAGINEER_GENERATION_RATE per user."""
+        enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
+        serializer = GenerationJobCreateSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.start_generation_job(
+            user=request.user, model=data.pop("model", None) or services.default_model(), **data
+        )
+        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=202)
+
+    @extend_schema(request=None, responses=GenerationJobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel: a queued job at once, a running one between diffusion steps."""
+        job = jobs.cancel_job(self.get_object())
+        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses={202: GenerationJobSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """Queue a new job with exactly the same parameters, seed included."""
+        enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
+        job = services.rerun_generation_job(self.get_object(), user=request.user)
+        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=202)
+
+
+class SetRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Set runs (admin). Started with POST /api/albums/{id}/generate/."""
+
+    serializer_class = SetRunSerializer
+    permission_classes = [IsAdmin]
+    queryset = SetRun.objects.select_related("model")
+    filterset_fields = ["status", "template"]
+
+    @extend_schema(request=None, responses=SetRunSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        run = jobs.cancel_job(get_object_or_404(SetRun, pk=pk))
+        return Response(self.get_serializer(run).data)

@@ -1,0 +1,529 @@
+"""Generation: the model and LoRA registries, generation jobs and set runs.
+
+Views validate and call `start_generation_job` / `start_set_run`; Celery tasks call
+`run_generation_job` / `run_set_run` through the shared job lifecycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from albums import services as album_services
+from albums.models import Album, AlbumSource, AlbumType, ImageSource
+from generation.models import (
+    FAMILY_DEFAULT_SIZE,
+    DiffusionModel,
+    GenerationJob,
+    Lora,
+    LoraProvenance,
+    ModelFamily,
+    ModelSource,
+    SetRun,
+)
+from generation.pipeline import service as pipeline
+from generation.pipeline.loras import NotALora, inspect_lora
+from generation.pipeline.metadata import encode_png
+from generation.pipeline.schedulers import scheduler_label
+from generation.sets import item_label, join_negative_prompts, render_set_prompt
+from imagineer.core import jobs
+from imagineer.core.errors import ImagineerError
+from imagineer.core.logging import get_logger
+
+logger = get_logger(__name__)
+
+MAX_SEED = 2**32 - 1
+PROGRESS_INTERVAL_SECONDS = 0.5
+TINY_MODELS = {"tiny-sd": ModelFamily.SD1, "tiny-sdxl": ModelFamily.SDXL}
+
+
+class NoDefaultModel(ImagineerError):
+    code = "no_default_model"
+
+
+class InvalidLora(ImagineerError):
+    code = "invalid_lora"
+
+
+class NotASetTemplate(ImagineerError):
+    code = "not_a_set_template"
+
+
+# --- Models ------------------------------------------------------------------------------------
+
+
+def default_model() -> DiffusionModel:
+    model = DiffusionModel.objects.filter(is_default=True, enabled=True).first()
+    if model is None:
+        model = DiffusionModel.objects.filter(enabled=True).order_by("pk").first()
+    if model is None:
+        raise NoDefaultModel("No diffusion model is registered. Run `manage.py create_tiny_model` or add one in admin.")
+    return model
+
+
+def model_defaults(model: DiffusionModel) -> dict[str, Any]:
+    """Parameters a job gets when it does not say: the model's own, else the global defaults."""
+    globals_ = settings.IMAGINEER_GENERATION_DEFAULTS
+    size = FAMILY_DEFAULT_SIZE[ModelFamily(model.family)]
+    return {
+        "steps": model.default_steps or globals_["steps"],
+        "guidance_scale": model.default_guidance_scale
+        if model.default_guidance_scale is not None
+        else globals_["guidance_scale"],
+        "width": model.default_width or size,
+        "height": model.default_height or size,
+        "scheduler": model.default_scheduler or globals_["scheduler"],
+        "negative_prompt": model.default_negative_prompt or globals_["negative_prompt"],
+    }
+
+
+def ensure_tiny_model(name: str = "tiny-sd", *, rebuild: bool = False) -> DiffusionModel:
+    """Build the tiny random-weight pipeline on disk (if missing) and register it. Offline."""
+    from generation.pipeline.tiny import build_tiny_sd, build_tiny_sdxl
+
+    family = TINY_MODELS[name]
+    folder = Path(settings.IMAGINEER_MODELS_DIR) / name
+    if rebuild or not (folder / "model_index.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        pipe = build_tiny_sdxl() if family == ModelFamily.SDXL else build_tiny_sd()
+        pipe.save_pretrained(str(folder))
+        logger.info("tiny_model.built", model=name)
+    try:
+        source = str(folder.resolve().relative_to(Path(settings.DATA_DIR).resolve()))
+    except ValueError:
+        source = str(folder.resolve())
+    small = 64 if family == ModelFamily.SD1 else 512
+    model, created = DiffusionModel.objects.update_or_create(
+        name=name,
+        defaults={
+            "source_type": ModelSource.DIFFUSERS_DIR,
+            "source": source,
+            "family": family,
+            "description": "Tiny random-weight pipeline built locally: output is noise, every code path is real.",
+            "default_steps": 8,
+            "default_width": small,
+            "default_height": small,
+            "default_scheduler": "euler",
+        },
+    )
+    if not DiffusionModel.objects.filter(is_default=True).exists():
+        DiffusionModel.objects.filter(pk=model.pk).update(is_default=True)
+        model.is_default = True
+    return model
+
+
+# --- LoRAs -------------------------------------------------------------------------------------
+
+
+def _sha256_of(fileobj: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    while chunk := fileobj.read(1024 * 1024):
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+def register_lora(
+    path: Path,
+    *,
+    name: str,
+    family: str | None = None,
+    trigger_words: str = "",
+    default_weight: float = 0.6,
+    provenance: str = LoraProvenance.UPLOADED,
+    source_id: int | None = None,
+    source_note: str = "",
+    user=None,
+) -> tuple[Lora, bool]:
+    """Check a .safetensors file is an SD LoRA, copy it into storage and register it.
+
+    The family is read from the file when its shapes tell; a given family must agree. Returns
+    (lora, created); the same bytes already registered are returned, not stored twice.
+    """
+    try:
+        info = inspect_lora(path)
+    except NotALora as exc:
+        raise InvalidLora(str(exc)) from exc
+    if info.family and family and info.family != family:
+        raise InvalidLora(f"{path.name}: its weights are for {info.family}, not {family}.")
+    family = family or info.family
+    if not family:
+        raise InvalidLora(
+            f"{path.name}: cannot tell which model family this LoRA is for "
+            f"(cross-attention width {info.cross_attention_dim}); say it explicitly."
+        )
+    size = path.stat().st_size
+    if size > settings.IMAGINEER_LORA_MAX_BYTES:
+        raise InvalidLora(f"{path.name}: larger than the {settings.IMAGINEER_LORA_MAX_BYTES} byte limit.")
+    with open(path, "rb") as handle:
+        sha = _sha256_of(handle)
+        existing = Lora.objects.filter(sha256=sha).first()
+        if existing:
+            return existing, False
+        base_slug = slugify(name)[:180] or "lora"
+        slug, n = base_slug, 2
+        while Lora.objects.filter(slug=slug).exists():
+            slug, n = f"{base_slug}-{n}", n + 1
+        stored = default_storage.save(f"loras/{slug}-{uuid.uuid4().hex[:8]}.safetensors", File(handle))
+    try:
+        lora = Lora.objects.create(
+            name=name,
+            slug=slug,
+            file=stored,
+            sha256=sha,
+            file_size=size,
+            family=family,
+            trigger_words=trigger_words,
+            default_weight=default_weight,
+            provenance=provenance,
+            source_id=source_id,
+            source_note=source_note,
+            created_by=user if user is not None and getattr(user, "is_authenticated", False) else None,
+        )
+    except BaseException:
+        default_storage.delete(stored)
+        raise
+    logger.info("lora.registered", lora=lora.slug, family=family)
+    return lora, True
+
+
+def resolve_lora(reference: Any) -> Lora:
+    """A LoRA by id or slug (what templates and API clients send)."""
+    query = Lora.objects.filter(enabled=True)
+    lora = query.filter(pk=reference).first() if str(reference).isdigit() else query.filter(slug=reference).first()
+    if lora is None:
+        raise InvalidLora(f"Unknown LoRA: {reference!r}.", code="unknown_lora")
+    return lora
+
+
+def check_loras_fit(model: DiffusionModel, loras: Sequence[tuple[Lora, float]]) -> None:
+    for lora, _ in loras:
+        if lora.family != model.family:
+            raise InvalidLora(
+                f"LoRA '{lora.slug}' is for {lora.get_family_display()}, model '{model.name}' is "
+                f"{model.get_family_display()}.",
+                code="lora_incompatible",
+            )
+
+
+# --- Generation jobs ---------------------------------------------------------------------------
+
+
+def start_generation_job(
+    *,
+    user,
+    model: DiffusionModel,
+    prompt: str,
+    negative_prompt: str | None = None,
+    scheduler: str | None = None,
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    seed: int | None = None,
+    count: int = 1,
+    loras: Sequence[tuple[Lora, float]] = (),
+    album: Album | None = None,
+) -> GenerationJob:
+    """Queue a generation job. Unset parameters take the model's defaults; no seed → a random one."""
+    check_loras_fit(model, loras)
+    if album is not None and album.is_set_template:
+        raise album_services.AlbumIsTemplate(f"'{album.name}' is a set template: templates never collect images.")
+    defaults = model_defaults(model)
+    with transaction.atomic():
+        job = GenerationJob.objects.create(
+            prompt=prompt,
+            negative_prompt=defaults["negative_prompt"] if negative_prompt is None else negative_prompt,
+            model=model,
+            scheduler=scheduler or defaults["scheduler"],
+            steps=defaults["steps"] if steps is None else steps,
+            guidance_scale=defaults["guidance_scale"] if guidance_scale is None else guidance_scale,
+            width=width or defaults["width"],
+            height=height or defaults["height"],
+            seed=secrets.randbelow(MAX_SEED + 1) if seed is None else seed,
+            count=count,
+            loras=[{"lora": lora.pk, "name": lora.slug, "weight": weight} for lora, weight in loras],
+            album=album,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        jobs.enqueue_job(job)
+    return job
+
+
+def rerun_generation_job(job: GenerationJob, *, user) -> GenerationJob:
+    """A new job with exactly the same parameters (seed included)."""
+    loras = [(resolve_lora(entry["lora"]), entry["weight"]) for entry in job.loras]
+    return start_generation_job(
+        user=user,
+        model=job.model,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        scheduler=job.scheduler,
+        steps=job.steps,
+        guidance_scale=job.guidance_scale,
+        width=job.width,
+        height=job.height,
+        seed=job.seed,
+        count=job.count,
+        loras=loras,
+        album=job.album,
+    )
+
+
+class ThrottledProgress:
+    """Turns per-step callbacks into at most one job progress write per interval (and the last)."""
+
+    def __init__(self, job, total_units: int):
+        self.job, self.total, self.last = job, total_units, 0.0
+
+    def __call__(self, done_units: int) -> None:
+        now = time.monotonic()
+        if done_units >= self.total or now - self.last >= PROGRESS_INTERVAL_SECONDS:
+            self.last = now
+            jobs.record_progress(self.job, done_units, self.total)
+
+
+def _image_parameters(*, prompt, negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, loras):
+    return {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "model": model.name,
+        "scheduler": scheduler,
+        "sampler": scheduler_label(scheduler),
+        "steps": steps,
+        "guidance_scale": guidance_scale,
+        "width": width,
+        "height": height,
+        "seed": seed,
+        "loras": [{"name": lora.slug, "weight": weight, "sha256": lora.sha256} for lora, weight in loras],
+    }
+
+
+def save_generated_image(pil_image, parameters: dict[str, Any], *, user, album: Album | None):
+    """Encode with metadata chunks and store as an albums.Image (source generated)."""
+    png = encode_png(pil_image, parameters)
+    image, _ = album_services.store_image(
+        io.BytesIO(png),
+        facts=album_services.facts_for_generated(png, pil_image),
+        user=user,
+        album=album,
+        source=ImageSource.GENERATED,
+        prompt=parameters["prompt"],
+        negative_prompt=parameters["negative_prompt"],
+        seed=parameters["seed"],
+        steps=parameters["steps"],
+        guidance_scale=parameters["guidance_scale"],
+        model=parameters["model"],
+        loras=[{"name": lora["name"], "weight": lora["weight"]} for lora in parameters["loras"]],
+    )
+    return image
+
+
+def _job_loras(entries: Sequence[dict[str, Any]]) -> list[tuple[Lora, float]]:
+    loras = []
+    for entry in entries:
+        lora = Lora.objects.filter(pk=entry["lora"]).first()
+        if lora is None:
+            raise InvalidLora(f"LoRA '{entry.get('name')}' was deleted after the job was queued.")
+        loras.append((lora, float(entry["weight"])))
+    return loras
+
+
+def run_generation_job(job: GenerationJob) -> None:
+    """Job body: generate `count` images in batches of at most IMAGINEER_GENERATION_MAX_BATCH."""
+    model = job.model
+    loras = _job_loras(job.loras)
+    batch = max(1, settings.IMAGINEER_GENERATION_MAX_BATCH)
+    chunks = [list(range(start, min(job.count, start + batch))) for start in range(0, job.count, batch)]
+    progress = ThrottledProgress(job, job.steps * len(chunks))
+    load = inference = save = 0.0
+    for chunk_no, indexes in enumerate(chunks):
+        seeds = [(job.seed + i) % (MAX_SEED + 1) for i in indexes]
+        request = pipeline.GenerationRequest(
+            prompts=[job.prompt] * len(indexes),
+            negative_prompt=job.negative_prompt,
+            steps=job.steps,
+            guidance_scale=job.guidance_scale,
+            width=job.width,
+            height=job.height,
+            seeds=seeds,
+            scheduler=job.scheduler,
+            loras=loras,
+        )
+        output = _generate_or_explain(model, request, lambda step, total, c=chunk_no: progress(c * job.steps + step))
+        load += output.load_seconds
+        inference += output.inference_seconds
+        started = time.perf_counter()
+        for pil_image, seed in zip(output.images, seeds, strict=True):
+            parameters = _image_parameters(
+                prompt=job.prompt, negative_prompt=job.negative_prompt, model=model, scheduler=job.scheduler,
+                steps=job.steps, guidance_scale=job.guidance_scale, width=job.width, height=job.height,
+                seed=seed, loras=loras,
+            )  # fmt: skip
+            image = save_generated_image(pil_image, parameters, user=job.created_by, album=job.album)
+            job.images.add(image)
+        save += time.perf_counter() - started
+        GenerationJob.objects.filter(pk=job.pk).update(
+            load_seconds=round(load, 4), inference_seconds=round(inference, 4), save_seconds=round(save, 4)
+        )
+
+
+def _generate_or_explain(model, request, on_step):
+    """Run the pipeline; turn out-of-memory into a message an operator can act on."""
+    import torch
+
+    try:
+        return pipeline.generate(model, request, on_step=on_step)
+    except torch.OutOfMemoryError as exc:
+        pipeline.pipeline_cache.clear()
+        raise ImagineerError(
+            f"Out of device memory for {len(request.prompts)} image(s) at {request.width}x{request.height}; "
+            "use fewer images per job or a smaller size.",
+            code="out_of_memory",
+        ) from exc
+
+
+# --- Set runs ----------------------------------------------------------------------------------
+
+
+def start_set_run(
+    template: Album,
+    *,
+    user,
+    theme: str,
+    album_name: str = "",
+    model: DiffusionModel | None = None,
+    overrides: dict[str, Any] | None = None,
+    batch_size: int | None = None,
+) -> SetRun:
+    """Queue a run that generates one image per template row into a new output album."""
+    if not template.is_set_template:
+        raise NotASetTemplate(f"'{template.name}' is not a set template.")
+    if not template.template_items:
+        raise NotASetTemplate(f"Set template '{template.name}' has no items to generate.", code="empty_set_template")
+    overrides = dict(overrides or {})
+    model = model or template.default_model or default_model()
+    loras = [
+        (resolve_lora(entry.get("lora") or entry.get("name")), float(entry.get("weight", 0.6)))
+        for entry in template.loras
+    ]
+    check_loras_fit(model, loras)
+    defaults = model_defaults(model)
+    parameters = {
+        "steps": overrides.get("steps") or defaults["steps"],
+        "guidance_scale": overrides["guidance_scale"] if overrides.get("guidance_scale") is not None else defaults["guidance_scale"],
+        "width": overrides.get("width") or template.width or defaults["width"],
+        "height": overrides.get("height") or template.height or defaults["height"],
+        "scheduler": overrides.get("scheduler") or defaults["scheduler"],
+        "negative_prompt": join_negative_prompts(overrides.get("negative_prompt", ""), template.negative_prompt),
+        "seed": overrides["seed"] if overrides.get("seed") is not None else secrets.randbelow(MAX_SEED + 1),
+        "loras": [{"lora": lora.pk, "name": lora.slug, "weight": weight} for lora, weight in loras],
+        "items": list(template.template_items),  # snapshot: editing the template later changes no run
+    }  # fmt: skip
+    name = album_name or f"{template.name} · {theme} · {timezone.now():%Y-%m-%d %H:%M}"
+    with transaction.atomic():
+        run = SetRun.objects.create(
+            template=template,
+            album_name=name[:255],
+            theme=theme,
+            model=model,
+            parameters=parameters,
+            batch_size=batch_size or settings.IMAGINEER_SET_RUN_BATCH_SIZE,
+            total_items=len(parameters["items"]),
+            progress_total=len(parameters["items"]),
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        jobs.enqueue_job(run)
+    return run
+
+
+class SetRunFailed(ImagineerError):
+    code = "set_run_failed"
+
+
+def _output_album(run: SetRun) -> Album:
+    album = Album.objects.filter(source_type=AlbumSource.BATCH_GENERATION, source_id=run.pk).first()
+    if album is None:
+        album = Album.objects.create(
+            name=run.album_name,
+            slug=album_services.unique_album_slug(run.album_name),
+            description=f"Generated from set template '{run.template.name}' (album #{run.template_id}) "
+            f"with theme: {run.theme}. Set run #{run.pk}.",
+            album_type=AlbumType.BATCH,
+            source_type=AlbumSource.BATCH_GENERATION,
+            source_id=run.pk,
+            created_by=run.created_by,
+        )
+    if run.output_album_id != album.pk:
+        SetRun.objects.filter(pk=run.pk).update(output_album=album)
+        run.output_album = album
+    return album
+
+
+def run_set_run(run: SetRun) -> None:
+    """Job body: rows in batches; a failed batch marks its rows failed and the run goes on."""
+    album = _output_album(run)
+    p = run.parameters
+    items = p["items"]
+    loras = _job_loras(p["loras"])
+    prompts = [render_set_prompt(run.template, row, run.theme) for row in items]
+    seeds = [(p["seed"] + i) % (MAX_SEED + 1) for i in range(len(items))]
+    first_error = ""
+    last_check = [0.0]
+
+    def cancel_check(step: int, total: int) -> None:
+        # Between diffusion steps: notice an operator's cancel within PROGRESS_INTERVAL_SECONDS.
+        if time.monotonic() - last_check[0] >= PROGRESS_INTERVAL_SECONDS:
+            last_check[0] = time.monotonic()
+            jobs.raise_if_cancelled(run)
+
+    for start in range(0, len(items), max(1, run.batch_size)):
+        rows = list(range(start, min(len(items), start + run.batch_size)))
+        request = pipeline.GenerationRequest(
+            prompts=[prompts[i] for i in rows],
+            negative_prompt=p["negative_prompt"],
+            steps=p["steps"],
+            guidance_scale=p["guidance_scale"],
+            width=p["width"],
+            height=p["height"],
+            seeds=[seeds[i] for i in rows],
+            scheduler=p["scheduler"],
+            loras=loras,
+        )
+        try:
+            output = _generate_or_explain(run.model, request, on_step=cancel_check)
+            for row, pil_image in zip(rows, output.images, strict=True):
+                parameters = _image_parameters(
+                    prompt=prompts[row], negative_prompt=p["negative_prompt"], model=run.model,
+                    scheduler=p["scheduler"], steps=p["steps"], guidance_scale=p["guidance_scale"],
+                    width=p["width"], height=p["height"], seed=seeds[row], loras=loras,
+                )  # fmt: skip
+                save_generated_image(pil_image, parameters, user=run.created_by, album=album)
+            SetRun.objects.filter(pk=run.pk).update(completed_items=F("completed_items") + len(rows))
+        except jobs.JobCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed batch is counted; the run goes on
+            message = jobs.describe_failure(exc)
+            first_error = first_error or message
+            logger.warning("set_run.batch_failed", run_id=run.pk, rows=len(rows), exc_type=type(exc).__name__)
+            run.failures.extend({"row": i + 1, "item": item_label(items[i]), "error": message} for i in rows)
+            SetRun.objects.filter(pk=run.pk).update(failed_items=F("failed_items") + len(rows), failures=run.failures)
+        jobs.record_progress(run, rows[-1] + 1, len(items), f"{rows[-1] + 1}/{len(items)} rows")
+    run.refresh_from_db(fields=["completed_items", "failed_items"])
+    if run.completed_items == 0:
+        raise SetRunFailed(f"All {len(items)} rows failed. First error: {first_error}")
