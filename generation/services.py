@@ -202,6 +202,24 @@ def register_lora(
     return lora, True
 
 
+def register_uploaded_lora(upload, **fields: Any) -> tuple[Lora, bool]:
+    """register_lora for an uploaded file (API and admin), checked from a scratch copy.
+
+    The copy keeps the upload's own suffix, so a pickled .ckpt is refused by its name, and nothing
+    is stored for a file the check refuses.
+    """
+    import tempfile
+
+    fields.setdefault("provenance", LoraProvenance.UPLOADED)
+    with tempfile.TemporaryDirectory() as scratch:
+        name = Path(upload.name or "upload")
+        path = Path(scratch) / (name.stem[:100] + name.suffix.lower())
+        with open(path, "wb") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        return register_lora(path, **fields)
+
+
 def resolve_lora(reference: Any) -> Lora:
     """A LoRA by id or slug (what templates and API clients send)."""
     query = Lora.objects.filter(enabled=True)

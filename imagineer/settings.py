@@ -266,7 +266,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        # The worker polls the folder: a short interval keeps queue latency small next to a job.
+        "polling_interval": env.float("IMAGINEER_BROKER_POLL_SECONDS", default=0.1),
     }
+    # Remote control (celery inspect/control) would poll a second folder all the time; on one
+    # embedded machine operators use the admin instead, so the CPU goes to the jobs.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = env.bool("IMAGINEER_WORKER_REMOTE_CONTROL", default=False)
     for _folder in ("queue", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = False

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from albums.models import Album
 from generation.models import FAMILY_SIZE_LIMITS, DiffusionModel, GenerationJob, Lora, ModelFamily, ModelSource, SetRun
 from generation.pipeline.schedulers import SCHEDULERS
-from generation.services import MAX_SEED, model_defaults
+from generation.services import MAX_SEED, InvalidLora, model_defaults, resolve_lora
 from imagineer.core.serializers import JobSerializer, StrictSerializer
 
 MAX_PROMPT = 2000
@@ -68,11 +68,10 @@ def _model_by_name(name: str) -> DiffusionModel:
 
 
 def _lora_by_reference(reference: str) -> Lora:
-    query = Lora.objects.filter(enabled=True)
-    lora = query.filter(pk=reference).first() if str(reference).isdigit() else query.filter(slug=reference).first()
-    if lora is None:
-        raise serializers.ValidationError(f"Unknown LoRA '{reference}'.")
-    return lora
+    try:
+        return resolve_lora(reference)
+    except InvalidLora as exc:
+        raise serializers.ValidationError(exc.message) from exc
 
 
 class GenerationParametersSerializer(StrictSerializer):

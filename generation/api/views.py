@@ -1,6 +1,3 @@
-import tempfile
-from pathlib import Path
-
 from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -51,14 +48,7 @@ class LoraViewSet(viewsets.ModelViewSet):
         serializer = LoraUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        upload = data.pop("file")
-        # Checked from a scratch copy: the safetensors header is read before anything is stored.
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / (Path(upload.name or "upload").stem[:100] + Path(upload.name or "").suffix.lower())
-            with open(path, "wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-            lora, created = services.register_lora(path, user=request.user, **data)
+        lora, created = services.register_uploaded_lora(data.pop("file"), user=request.user, **data)
         return Response(
             {**LoraSerializer(lora).data, "duplicate": not created},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -24,6 +24,11 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # Read-only pages: a Save here would overwrite progress a worker wrote meanwhile.
+        # Operators act on jobs through the actions (cancel, retry), which use the lifecycle.
+        return False
+
     @admin.display(description="Progress")
     def progress_display(self, obj):
         return f"{obj.progress_current}/{obj.progress_total}" if obj.progress_total else "-"

@@ -172,3 +172,14 @@ def test_templates_never_collect_images(admin_client_api):
     assert_envelope(
         admin_client_api.post(f"/api/albums/{template.pk}/images/", {"image_ids": [image.pk]}), 400, "album_is_template"
     )
+
+
+def test_queued_set_run_can_be_cancelled(sets_dir, tiny_model, admin_client_api):
+    import_sets(sets_dir / "config.yaml")
+    template = Album.objects.get(slug="set-tarot-deck")
+    run = admin_client_api.post(
+        f"/api/albums/{template.pk}/generate/", {"theme": "x", "width": 64, "height": 64}
+    ).json()
+    cancelled = admin_client_api.post(f"/api/generation/set-runs/{run['id']}/cancel/").json()
+    assert cancelled["status"] == "cancelled"
+    assert jobs.claim_job(SetRun, run["id"]) is None
