@@ -253,7 +253,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-RATELIMIT_VIEW = "imagineer.core.errors.ratelimited_view"
 CSRF_FAILURE_VIEW = "imagineer.core.errors.csrf_failure"
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ from rest_framework import serializers
 
 from albums.models import Album, Image, ThumbnailJob
 from generation.models import DiffusionModel
-from imagineer.core.permissions import is_admin
 from imagineer.core.serializers import ImageIdsSerializer, JobSerializer, StrictModelSerializer, StrictSerializer
 
 
@@ -183,6 +182,3 @@ class ThumbnailJobSerializer(JobSerializer):
         model = ThumbnailJob
         fields = [*JobSerializer.Meta.fields, "image_ids", "rebuilt_count", "failed_count", "failures"]
         read_only_fields = fields
-
-
-__all__ = ["is_admin"]

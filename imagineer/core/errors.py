@@ -175,11 +175,6 @@ def handler400(request: HttpRequest, exception: Exception | None = None):
     return bad_request(request, exception)
 
 
-def ratelimited_view(request: HttpRequest, exception: Exception):
-    """django-ratelimit's RATELIMIT_VIEW for views outside DRF."""
-    return error_response(429, "rate_limited", "Too many requests; slow down and try again later.")
-
-
 def csrf_failure(request: HttpRequest, reason: str = ""):
     if _is_api(request):
         return error_response(403, "csrf_failed", f"CSRF verification failed: {reason}")
