@@ -22,7 +22,8 @@ def visible_images_q(user, prefix: str = "") -> Q | None:
         return None
     condition = Q(**{f"{prefix}is_public": True, f"{prefix}is_nsfw": False})
     if user is not None and user.is_authenticated:
-        condition |= Q(**{f"{prefix}created_by": user})  # people see what they made themselves
+        # People see what they made themselves, private included; NSFW stays admin-only everywhere.
+        condition |= Q(**{f"{prefix}created_by": user, f"{prefix}is_nsfw": False})
     return condition
 
 
@@ -166,6 +167,7 @@ class ThumbnailJob(AbstractJob):
     failures = models.JSONField(default=list, blank=True, help_text='[{"image_id": ..., "error": ...}]')
 
     task_name = "albums.tasks.rebuild_thumbnails"
+    retry_reset_fields = {"rebuilt_count": 0, "failed_count": 0, "failures": []}
 
     class Meta(AbstractJob.Meta):
         verbose_name = "thumbnail job"

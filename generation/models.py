@@ -118,6 +118,7 @@ class GenerationJob(AbstractJob):
     save_seconds = models.FloatField(null=True, blank=True)
 
     task_name = "generation.tasks.run_generation_job"
+    retry_reset_fields = {"load_seconds": None, "inference_seconds": None, "save_seconds": None}
 
     class Meta(AbstractJob.Meta):
         verbose_name = "generation job"
@@ -142,6 +143,7 @@ class SetRun(AbstractJob):
     failures = models.JSONField(default=list, blank=True, help_text='[{"row": n, "error": ...}]')
 
     task_name = "generation.tasks.run_set_run"
+    retry_reset_fields = {"completed_items": 0, "failed_items": 0, "failures": []}
 
     class Meta(AbstractJob.Meta):
         verbose_name = "set run"

@@ -316,8 +316,13 @@ class ThrottledProgress:
             jobs.record_progress(self.job, done_units, self.total)
 
 
-def _image_parameters(*, prompt, negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, loras):
+def _image_parameters(
+    *, prompt, negative_prompt, model, scheduler, steps, guidance_scale, width, height, seed, loras, origin
+):
     return {
+        # Which job made it: provenance, and it keeps two people's identical pixels two images
+        # (each with its owner's visibility) instead of one shared row.
+        "origin": origin,
         "prompt": prompt,
         "negative_prompt": negative_prompt,
         "model": model.name,
@@ -391,7 +396,7 @@ def run_generation_job(job: GenerationJob) -> None:
             parameters = _image_parameters(
                 prompt=job.prompt, negative_prompt=job.negative_prompt, model=model, scheduler=job.scheduler,
                 steps=job.steps, guidance_scale=job.guidance_scale, width=job.width, height=job.height,
-                seed=seed, loras=loras,
+                seed=seed, loras=loras, origin=f"generation-job:{job.pk}",
             )  # fmt: skip
             image = save_generated_image(pil_image, parameters, user=job.created_by, album=job.album)
             job.images.add(image)
@@ -523,6 +528,7 @@ def run_set_run(run: SetRun) -> None:
             scheduler=p["scheduler"],
             loras=loras,
         )
+        saved: set[int] = set()
         try:
             output = _generate_or_explain(run.model, request, on_step=cancel_check)
             for row, pil_image in zip(rows, output.images, strict=True):
@@ -530,17 +536,20 @@ def run_set_run(run: SetRun) -> None:
                     prompt=prompts[row], negative_prompt=p["negative_prompt"], model=run.model,
                     scheduler=p["scheduler"], steps=p["steps"], guidance_scale=p["guidance_scale"],
                     width=p["width"], height=p["height"], seed=seeds[row], loras=loras,
+                    origin=f"set-run:{run.pk}",
                 )  # fmt: skip
                 save_generated_image(pil_image, parameters, user=run.created_by, album=album)
-            SetRun.objects.filter(pk=run.pk).update(completed_items=F("completed_items") + len(rows))
-        except jobs.JobCancelled:
+                saved.add(row)
+                SetRun.objects.filter(pk=run.pk).update(completed_items=F("completed_items") + 1)
+        except (jobs.JobCancelled, jobs.JobLost):
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed batch is counted; the run goes on
+        except Exception as exc:  # noqa: BLE001 - the batch's unsaved rows are counted; the run goes on
             message = jobs.describe_failure(exc)
             first_error = first_error or message
-            logger.warning("set_run.batch_failed", run_id=run.pk, rows=len(rows), exc_type=type(exc).__name__)
-            run.failures.extend({"row": i + 1, "item": item_label(items[i]), "error": message} for i in rows)
-            SetRun.objects.filter(pk=run.pk).update(failed_items=F("failed_items") + len(rows), failures=run.failures)
+            failed = [i for i in rows if i not in saved]
+            logger.warning("set_run.batch_failed", run_id=run.pk, rows=len(failed), exc_type=type(exc).__name__)
+            run.failures.extend({"row": i + 1, "item": item_label(items[i]), "error": message} for i in failed)
+            SetRun.objects.filter(pk=run.pk).update(failed_items=F("failed_items") + len(failed), failures=run.failures)
         jobs.record_progress(run, rows[-1] + 1, len(items), f"{rows[-1] + 1}/{len(items)} rows")
     run.refresh_from_db(fields=["completed_items", "failed_items"])
     if run.completed_items == 0:

@@ -7,7 +7,7 @@ class ImageFilter(django_filters.FilterSet):
     is_nsfw = django_filters.BooleanFilter(help_text="Admins only in effect: others never see NSFW images.")
     is_public = django_filters.BooleanFilter()
     source = django_filters.ChoiceFilter(choices=ImageSource.choices)
-    album = django_filters.NumberFilter(field_name="album_links__album", help_text="Album id.")
+    album = django_filters.NumberFilter(method="filter_album", help_text="Album id.")
     model = django_filters.CharFilter()
     q = django_filters.CharFilter(field_name="prompt", lookup_expr="icontains", help_text="Text in the prompt.")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
@@ -16,6 +16,11 @@ class ImageFilter(django_filters.FilterSet):
     class Meta:
         model = Image
         fields = ["is_nsfw", "is_public", "source", "album", "model", "sha256"]
+
+    def filter_album(self, queryset, name, value):
+        # Only albums the caller may see: a private album's contents never show through a filter.
+        visible = Album.objects.visible_to(getattr(self.request, "user", None)).filter(pk=value)
+        return queryset.filter(album_links__album__in=visible)
 
 
 class AlbumFilter(django_filters.FilterSet):

@@ -115,7 +115,10 @@ class ImageViewSet(viewsets.ModelViewSet):
     def thumbnail(self, request, pk=None):
         image = self.get_object()
         if not image.thumbnail.name or not default_storage.exists(image.thumbnail.name):
-            services.build_thumbnail(image)  # made lazily for images stored before thumbnails existed
+            try:
+                services.build_thumbnail(image)  # made lazily for images stored before thumbnails existed
+            except FileNotFoundError as exc:
+                raise NotFoundError("The file of this image is missing from storage.", code="file_missing") from exc
         return _stream(image, image.thumbnail.name, "image/webp", f"image-{image.pk}-thumbnail.webp")
 
     @extend_schema(request=BulkImageFlagsSerializer, responses={200: OpenApiResponse(description='{"updated": N}')})

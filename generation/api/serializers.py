@@ -116,16 +116,26 @@ class GenerationJobCreateSerializer(GenerationParametersSerializer):
     loras = LoraWeightSerializer(many=True, required=False, max_length=MAX_LORAS)
     album = serializers.PrimaryKeyRelatedField(queryset=Album.objects.all(), required=False, allow_null=True)
 
-    def validate_loras(self, value):
-        return [(_lora_by_reference(entry["lora"]), entry.get("weight")) for entry in value]
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only albums the caller may fill: others' albums answer "does not exist", like any 404.
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        albums = Album.objects.all()
+        if not (user is not None and user.is_staff):
+            albums = albums.filter(created_by=user) if user is not None and user.is_authenticated else albums.none()
+        self.fields["album"].queryset = albums
 
     def validate_album(self, album):
-        user = self.context["request"].user
-        if album is not None and not (user.is_staff or album.created_by_id == user.pk):
-            raise serializers.ValidationError("You can only generate into albums you created.")
         if album is not None and album.is_set_template:
             raise serializers.ValidationError("A set template never collects generated images.")
         return album
+
+    def validate_loras(self, value):
+        loras = [(_lora_by_reference(entry["lora"]), entry.get("weight")) for entry in value]
+        if len({lora.pk for lora, _ in loras}) != len(loras):
+            raise serializers.ValidationError("The same LoRA is listed twice.")
+        return loras
 
     def validate(self, attrs):
         self._check_size(attrs, attrs.get("model"))
@@ -140,7 +150,9 @@ class SetRunCreateSerializer(GenerationParametersSerializer):
 
     def validate(self, attrs):
         template = self.context["template"]
-        self._check_size(attrs, attrs.get("model") or template.default_model)
+        # The size the run will use: the override, else the template's (checked like any job's).
+        size = {"width": attrs.get("width") or template.width, "height": attrs.get("height") or template.height}
+        self._check_size(size, attrs.get("model") or template.default_model)
         return attrs
 
 

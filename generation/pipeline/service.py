@@ -205,14 +205,19 @@ def lora_local_path(lora: Lora) -> str:
 
 def _apply_loras(pipe, loras: Sequence[tuple[Lora, float]]) -> None:
     names, weights = [], []
+    from django.core.files.storage import default_storage
+
     for lora, weight in loras:
         adapter = f"lora_{lora.pk}"
+        if not default_storage.exists(lora.file.name):
+            raise LoraIncompatible(f"LoRA '{lora.name}': its file is missing from storage.")
         try:
             pipe.load_lora_weights(lora_local_path(lora), adapter_name=adapter)
         except Exception as exc:  # noqa: BLE001 - any load failure is the LoRA's, reported by name
+            # The library's own words can name storage paths: say what failed, not where.
             raise LoraIncompatible(
-                f"LoRA '{lora.name}' could not be applied to this model: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200] if str(exc) else 'unreadable file'}"
+                f"LoRA '{lora.name}' could not be applied to this model ({type(exc).__name__}): "
+                "the file is unreadable or its weights do not fit this model's layers."
             ) from exc
         names.append(adapter)
         weights.append(weight)

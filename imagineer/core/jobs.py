@@ -13,6 +13,7 @@ only its own retry logic knows how to resume; `retry_job` requeues explicitly.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -27,18 +28,23 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from imagineer.core.errors import ConflictError  # noqa: F401  (re-exported for callers)
+from imagineer.core.errors import ConflictError, ServiceUnavailableError
 from imagineer.core.logging import get_logger
 from imagineer.core.middleware import current_request_id
 from imagineer.core.models import FINAL_STATUSES, AbstractJob, JobStatus
 
 logger = get_logger(__name__)
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/>])/(?:[\w.\-]+/)+[\w.\-]*")
 
 Job = TypeVar("Job", bound=AbstractJob)
 
 
 class JobCancelled(Exception):
     """Raised inside a running job when an operator asked to cancel it."""
+
+
+class JobLost(Exception):
+    """The running job is no longer this worker's: reaped (and maybe retried) meanwhile."""
 
 
 class JobNotCancellable(ConflictError):
@@ -60,7 +66,24 @@ def enqueue_job(job: AbstractJob) -> None:
     job.save(update_fields=["request_id", "updated_at"])
 
     def send() -> None:
-        result = current_app.send_task(job.task_name, args=[job.pk], headers={"imagineer_request_id": job.request_id})
+        try:
+            result = current_app.send_task(
+                job.task_name, args=[job.pk], headers={"imagineer_request_id": job.request_id}
+            )
+        except Exception as exc:  # noqa: BLE001 - any broker failure: the job must not wait forever
+            now = timezone.now()
+            type(job).objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+                status=JobStatus.FAILED,
+                finished_at=now,
+                updated_at=now,
+                error_message="The task queue could not be reached, so the job was not started. Retry it.",
+            )
+            logger.error("job.enqueue_failed", job_type=job._meta.label, job_id=job.pk, exc_type=type(exc).__name__)
+            raise ServiceUnavailableError(
+                "The task queue is unreachable; the job was recorded as failed. Try again shortly.",
+                code="queue_unavailable",
+                details={"job_id": job.pk},
+            ) from exc
         type(job).objects.filter(pk=job.pk).update(celery_task_id=result.id)
         job.celery_task_id = result.id
         logger.info("job.enqueued", job_type=job._meta.label, job_id=job.pk, task_id=result.id)
@@ -93,10 +116,20 @@ def record_progress(job: AbstractJob, current: int, total: int | None = None, me
         fields["progress_total"] = total
     if message:
         fields["progress_message"] = message[:255]
-    type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(**fields)
+    if not _this_claim(job).update(**fields):
+        raise JobLost()
     for name, value in fields.items():
         setattr(job, name, value)
     raise_if_cancelled(job)
+
+
+def _this_claim(job: AbstractJob):
+    """The job's row while it is still running under the claim this worker holds.
+
+    A job that was reaped and retried runs again under a new attempt number; the first worker's
+    late writes then match nothing instead of touching the new attempt.
+    """
+    return type(job).objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
 
 
 def raise_if_cancelled(job: AbstractJob) -> None:
@@ -108,10 +141,8 @@ def raise_if_cancelled(job: AbstractJob) -> None:
 def finish_job(job: AbstractJob, status: JobStatus, error_message: str = "") -> bool:
     """End a running job. False when it was no longer running (e.g. reaped meanwhile)."""
     now = timezone.now()
-    done = (
-        type(job)
-        .objects.filter(pk=job.pk, status=JobStatus.RUNNING)
-        .update(status=status, finished_at=now, heartbeat_at=now, error_message=error_message[:4000], updated_at=now)
+    done = _this_claim(job).update(
+        status=status, finished_at=now, heartbeat_at=now, error_message=error_message[:4000], updated_at=now
     )
     job.refresh_from_db()
     logger.info("job.finished", job_type=job._meta.label, job_id=job.pk, status=job.status)
@@ -143,6 +174,7 @@ def retry_job(job: AbstractJob) -> AbstractJob:
     """Put a failed or cancelled job back in the queue."""
     model = type(job)
     reset = model.objects.filter(pk=job.pk, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+        **model.retry_reset_fields,
         status=JobStatus.QUEUED,
         cancel_requested=False,
         error_message="",
@@ -195,7 +227,7 @@ def heartbeat(job: AbstractJob, interval: float | None = None) -> Iterator[None]
     def beat() -> None:
         try:
             while not stop.wait(interval):
-                model.objects.filter(pk=pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+                _this_claim(job).update(heartbeat_at=timezone.now())
         finally:
             connection.close()
 
@@ -224,6 +256,8 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
             work(job)
     except JobCancelled:
         finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
+    except JobLost:
+        log.warning("job.lost", attempt=job.attempts)  # its fate was decided elsewhere (reaper)
     except Exception as exc:  # noqa: BLE001 - the job must end failed, whatever went wrong
         log.exception("job.failed")
         finish_job(job, JobStatus.FAILED, describe_failure(exc))
@@ -240,7 +274,8 @@ def describe_failure(exc: Exception) -> str:
     from imagineer.core.logging import redact_event
 
     text = str(exc) or type(exc).__name__
-    return redact_event(None, "", {"error": f"{type(exc).__name__}: {text}"})["error"]
+    text = redact_event(None, "", {"error": f"{type(exc).__name__}: {text}"})["error"]
+    return ABSOLUTE_PATH.sub("<path>", text)  # paths outside the known roots too (scratch, /tmp)
 
 
 __all__ = [

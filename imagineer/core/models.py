@@ -51,6 +51,8 @@ class AbstractJob(models.Model):
 
     # The Celery task (dotted name) that runs this kind of job; set by each concrete model.
     task_name: str = ""
+    # Fields of the concrete kind that a retry starts afresh (counters, failure lists).
+    retry_reset_fields: dict = {}
 
     class Meta:
         abstract = True

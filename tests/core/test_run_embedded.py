@@ -1,7 +1,8 @@
 """`manage.py run_embedded` (what `make run` starts): web + worker + beat on embedded defaults.
 
-Starts the real thing on a fresh data dir (SQLite, filesystem broker, local media), drives a job
-through the API to a real worker, and checks that Ctrl-C stops all three.
+Starts the real thing on a fresh data dir (SQLite, filesystem broker, local media), drives a
+thumbnail job and a generation job (tiny model) through the API to a real worker, and checks that
+Ctrl-C stops all three.
 """
 
 import io

@@ -1,6 +1,7 @@
 """End to end through a real Celery worker on the `generation` queue with the tiny model."""
 
 import io
+import os
 import time
 
 import pytest
@@ -76,3 +77,39 @@ def test_jobs_run_on_a_real_worker(tiny_model, tiny_lora, client, media_root):
         assert cancelled["status"] == "cancelled" and cancelled["progress_current"] < 150
         assert GenerationJob.objects.get(pk=long_job["id"]).images.count() == 0
     assert str(media_root) not in worker.text
+
+
+def test_set_run_goes_on_after_a_failed_batch(tiny_model, tiny_lora, client, media_root, settings):
+    """A LoRA file corrupted while the run is going makes the later batches fail, not the run."""
+    from albums.models import Album
+    from generation.models import SetRun
+
+    lora = tiny_lora("mid-run", seed=12)
+    rows = [{"n": str(i)} for i in range(12)]
+    template = Album.objects.create(
+        name="Numbers", slug="numbers", is_set_template=True, template_items=rows, prompt_template="number {n}",
+        loras=[{"lora": lora.slug, "weight": 0.5}],
+    )  # fmt: skip
+    with celery_worker(queues="generation", media_root=media_root) as worker:
+        body = client.post(
+            f"/api/albums/{template.pk}/generate/",
+            {"theme": "t", "steps": 40, "width": 64, "height": 64, "batch_size": 4},
+        ).json()
+        deadline = time.monotonic() + 120
+        while SetRun.objects.get(pk=body["id"]).completed_items < 4:
+            assert time.monotonic() < deadline, worker.text[-3000:]
+            time.sleep(0.05)
+        # Replace the file (a new inode, as a re-upload would): the next batch to load it finds
+        # garbage. Overwriting in place would pull pages from under the worker's mmap (SIGBUS).
+        replacement = media_root / "replacement.tmp"
+        replacement.write_bytes(b"corrupted mid-run")
+        os.replace(replacement, lora.file.path)
+        deadline = time.monotonic() + 120
+        while not (run := SetRun.objects.get(pk=body["id"])).is_final:
+            assert time.monotonic() < deadline, worker.text[-3000:]
+            time.sleep(0.2)
+    assert run.status == "succeeded", run.error_message
+    assert run.completed_items >= 4 and run.failed_items >= 4 and run.completed_items + run.failed_items == 12
+    assert {f["row"] for f in run.failures} == set(range(run.completed_items + 1, 13))
+    assert "mid-run" in run.failures[0]["error"]
+    assert run.output_album.album_images.count() == run.completed_items
