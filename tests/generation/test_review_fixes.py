@@ -119,10 +119,12 @@ def test_a_reaped_workers_late_writes_touch_nothing(tiny_model):
 
 
 @pytest.mark.django_db(transaction=True)  # committed for real, so the send happens inside the request
-def test_unreachable_broker_fails_the_job_and_answers_503(tiny_model, user_client_api):
+def test_unreachable_broker_fails_the_job_and_answers_503(tiny_model, user_client_api, monkeypatch):
     from imagineer.celery import app
 
     original = app.conf.broker_url
+    # Celery reads CELERY_BROKER_URL from the environment ahead of its own config (CI sets it).
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     app.conf.broker_connection_max_retries = 0
     app._pool = app.amqp._producer_pool = None  # drop connections made to the real broker earlier
