@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
-from django.utils.text import get_valid_filename, slugify
+from django.utils.text import get_valid_filename
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
@@ -29,6 +29,7 @@ from albums.models import Album, AlbumImage, Image, ImageSource, ThumbnailJob
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError, NotFoundError
 from imagineer.core.logging import get_logger
+from imagineer.core.slugs import unique_slug
 
 logger = get_logger(__name__)
 
@@ -345,11 +346,7 @@ def set_image_flags(image_ids: Sequence[int], *, is_nsfw: bool | None = None, is
 
 
 def unique_album_slug(name: str) -> str:
-    base = slugify(name)[:240] or "album"
-    slug, n = base, 2
-    while Album.objects.filter(slug=slug).exists():
-        slug, n = f"{base}-{n}", n + 1
-    return slug
+    return unique_slug(Album.objects.all(), name, fallback="album", max_length=255)
 
 
 # --- Thumbnail jobs ---------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.text import slugify
 
 from albums import services as album_services
 from albums.models import Album, AlbumSource, AlbumType, ImageSource
@@ -43,6 +42,7 @@ from generation.sets import item_label, join_negative_prompts, render_set_prompt
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
+from imagineer.core.slugs import unique_slug
 
 logger = get_logger(__name__)
 
@@ -175,10 +175,7 @@ def register_lora(
         existing = Lora.objects.filter(sha256=sha).first()
         if existing:
             return existing, False
-        base_slug = slugify(name)[:180] or "lora"
-        slug, n = base_slug, 2
-        while Lora.objects.filter(slug=slug).exists():
-            slug, n = f"{base_slug}-{n}", n + 1
+        slug = unique_slug(Lora.objects.all(), name, fallback="lora", max_length=190)
         stored = default_storage.save(f"loras/{slug}-{uuid.uuid4().hex[:8]}.safetensors", File(handle))
     try:
         lora = Lora.objects.create(

@@ -273,7 +273,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = env.bool("IMAGINEER_WORKER_REMOTE_CONTROL", default=False)
     for _folder in ("queue", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_CONCURRENCY = env.int("IMAGINEER_WORKER_CONCURRENCY", default=2)
 # Seconds (soft, hard) per queue; applied to every task routed there (imagineer/celery.py).
 CELERY_QUEUE_TIME_LIMITS = {

@@ -3,7 +3,7 @@
 Every API error answers
     {"error": {"code", "message", "details", "trace_id", "timestamp"}}
 whether it comes from DRF (validation, auth, 404, 405, parse errors, throttling), from a domain
-exception raised by a service, from django-ratelimit, or from an unhandled exception (500, which
+exception raised by a service (rate limits included), or from an unhandled exception (500, which
 never shows a traceback or a path). Non-API pages (admin, allauth) keep Django's HTML pages.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
-from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -110,8 +109,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if getattr(exc, "retry_after", None):
             headers["Retry-After"] = str(exc.retry_after)
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers)
-    if isinstance(exc, Ratelimited):
-        return Response(error_body("rate_limited", "Too many requests; slow down and try again later."), status=429)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
