@@ -27,6 +27,24 @@ def visible_images_q(user, prefix: str = "") -> Q | None:
     return condition
 
 
+class NsfwRating(models.TextChoices):
+    """The four ratings every labeler answers in; ADULT and EXPLICIT make an image NSFW."""
+
+    SAFE = "SAFE", "Safe"
+    SUGGESTIVE = "SUGGESTIVE", "Suggestive"
+    ADULT = "ADULT", "Adult"
+    EXPLICIT = "EXPLICIT", "Explicit"
+
+
+NSFW_RATINGS = frozenset({NsfwRating.ADULT, NsfwRating.EXPLICIT})
+
+
+class NsfwFlagSource(models.TextChoices):
+    UNSET = "", "Never set"
+    MANUAL = "manual", "Set by an admin"
+    MACHINE = "machine", "Set by a labeler"
+
+
 class ImageQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ImageQuerySet":
         condition = visible_images_q(user)
@@ -52,6 +70,11 @@ class Image(models.Model):
     loras = models.JSONField(default=list, blank=True, help_text='[{"name": ..., "weight": ...}]')
 
     is_nsfw = models.BooleanField(default=False)
+    # Who decided is_nsfw last. A manual decision wins: machine ratings never change it afterwards.
+    nsfw_flag_source = models.CharField(max_length=8, choices=NsfwFlagSource.choices, blank=True, default="")
+    nsfw_rating = models.CharField(
+        max_length=10, choices=NsfwRating.choices, blank=True, help_text="The latest machine rating, if any."
+    )
     is_public = models.BooleanField(default=True)
     source = models.CharField(max_length=16, choices=ImageSource.choices, default=ImageSource.UPLOADED)
     created_by = models.ForeignKey(
@@ -71,6 +94,29 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"Image #{self.pk} ({self.format} {self.width}x{self.height})"
+
+
+class NsfwFlagChange(models.Model):
+    """One change of an image's is_nsfw: to what, by whom or what, and when."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="nsfw_changes")
+    is_nsfw = models.BooleanField(help_text="The value it changed to.")
+    source = models.CharField(max_length=8, choices=NsfwFlagSource.choices[1:])
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labeler = models.CharField(max_length=100, blank=True, help_text="The labeler (and model) whose rating it was.")
+    rating = models.CharField(max_length=10, choices=NsfwRating.choices, blank=True)
+    labeling_run_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["image", "-created_at"], name="nsfw_change_image_recent")]
+
+    def __str__(self) -> str:
+        who = self.changed_by or self.labeler or self.get_source_display()
+        return f"Image #{self.image_id} → {'NSFW' if self.is_nsfw else 'not NSFW'} by {who}"
 
 
 class AlbumType(models.TextChoices):

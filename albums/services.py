@@ -25,7 +25,16 @@ from django.utils.text import get_valid_filename
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from albums.models import Album, AlbumImage, Image, ImageSource, ThumbnailJob
+from albums.models import (
+    NSFW_RATINGS,
+    Album,
+    AlbumImage,
+    Image,
+    ImageSource,
+    NsfwFlagChange,
+    NsfwFlagSource,
+    ThumbnailJob,
+)
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError, NotFoundError
 from imagineer.core.logging import get_logger
@@ -201,6 +210,8 @@ def store_image(
         logger.info("image.duplicate", image_id=existing.pk)
         return existing, False
 
+    if fields.get("is_nsfw"):
+        fields["nsfw_flag_source"] = NsfwFlagSource.MANUAL  # the uploader said so: a manual flag
     written: list[str] = []
     try:
         thumb_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(facts.thumbnail))
@@ -223,6 +234,10 @@ def store_image(
                 created_by=user if user is not None and user.is_authenticated else None,
                 **fields,
             )
+            if image.is_nsfw:
+                NsfwFlagChange.objects.create(
+                    image=image, is_nsfw=True, source=NsfwFlagSource.MANUAL, changed_by=image.created_by
+                )
             if album is not None:
                 add_images_to_album(album, [image.pk], user=user)
     except IntegrityError:
@@ -252,7 +267,7 @@ def delete_image(image: Image) -> None:
     transaction.on_commit(lambda: _delete_files(names))
 
 
-def _existing_image_ids(image_ids: Sequence[int]) -> set[int]:
+def existing_image_ids(image_ids: Sequence[int]) -> set[int]:
     found = set(Image.objects.filter(pk__in=image_ids).values_list("pk", flat=True))
     missing = sorted(set(image_ids) - found)
     if missing:
@@ -271,7 +286,7 @@ def add_images_to_album(album: Album, image_ids: Sequence[int], *, user=None) ->
     """Append images to the album's end, in the given order; images already in it are skipped."""
     if album.is_set_template:
         raise AlbumIsTemplate(f"'{album.name}' is a set template: templates never collect images.")
-    _existing_image_ids(image_ids)
+    existing_image_ids(image_ids)
     already = set(album.album_images.filter(image_id__in=image_ids).values_list("image_id", flat=True))
     new_ids = [pk for pk in dict.fromkeys(image_ids) if pk not in already]
     start = (album.album_images.aggregate(m=Max("sort_order"))["m"] or 0) + 1
@@ -332,17 +347,96 @@ def renumber_album(album: Album) -> None:
 
 
 @transaction.atomic
-def set_image_flags(image_ids: Sequence[int], *, is_nsfw: bool | None = None, is_public: bool | None = None) -> int:
-    """Set is_nsfw and/or is_public on many images at once (all or none)."""
-    _existing_image_ids(image_ids)
+def set_image_flags(
+    image_ids: Sequence[int], *, is_nsfw: bool | None = None, is_public: bool | None = None, user=None
+) -> int:
+    """Set is_nsfw and/or is_public on many images at once (all or none).
+
+    An is_nsfw set here is a manual decision: it is recorded (who, when) and machine ratings no
+    longer change it (see apply_machine_nsfw_rating).
+    """
+    existing_image_ids(image_ids)
     changes: dict[str, Any] = {}
     if is_nsfw is not None:
         changes["is_nsfw"] = is_nsfw
+        changes["nsfw_flag_source"] = NsfwFlagSource.MANUAL
     if is_public is not None:
         changes["is_public"] = is_public
     if not changes:
         raise ImagineerError("Nothing to change: give is_nsfw and/or is_public.", code="nothing_to_change")
+    if is_nsfw is not None:
+        # Recorded where the value changes, or where a machine's value becomes an admin's decision.
+        decided = (
+            Image.objects.filter(pk__in=image_ids)
+            .exclude(is_nsfw=is_nsfw, nsfw_flag_source=NsfwFlagSource.MANUAL)
+            .values_list("pk", flat=True)
+        )
+        changed_by = user if user is not None and user.is_authenticated else None
+        NsfwFlagChange.objects.bulk_create(
+            [
+                NsfwFlagChange(image_id=pk, is_nsfw=is_nsfw, source=NsfwFlagSource.MANUAL, changed_by=changed_by)
+                for pk in decided
+            ]
+        )
     return Image.objects.filter(pk__in=image_ids).update(**changes, updated_at=timezone.now())
+
+
+@transaction.atomic
+def update_image(image: Image, *, user=None, **fields: Any) -> Image:
+    """Change an image's editable fields; is_nsfw goes through set_image_flags (a manual flag)."""
+    is_nsfw = fields.pop("is_nsfw", None)
+    if is_nsfw is not None:
+        set_image_flags([image.pk], is_nsfw=is_nsfw, user=user)
+    if fields:
+        for name, value in fields.items():
+            setattr(image, name, value)
+        image.save(update_fields=[*fields, "updated_at"])
+    image.refresh_from_db()
+    return image
+
+
+def apply_machine_nsfw_rating(image_id: int, rating: str, *, labeler: str, labeling_run_id: int | None = None) -> bool:
+    """Store a labeler's rating; is_nsfw follows it unless an admin set the flag by hand.
+
+    ADULT and EXPLICIT mean NSFW; SAFE and SUGGESTIVE do not. Returns whether is_nsfw changed.
+    Call inside the transaction that stores the rest of the labeler's result.
+    """
+    wanted = rating in NSFW_RATINGS
+    now = timezone.now()
+    Image.objects.filter(pk=image_id).update(nsfw_rating=rating, updated_at=now)
+    # One conditional UPDATE, so an admin's flag set a moment ago is never overwritten.
+    changed = (
+        Image.objects.filter(pk=image_id)
+        .exclude(nsfw_flag_source=NsfwFlagSource.MANUAL)
+        .exclude(is_nsfw=wanted)
+        .update(is_nsfw=wanted, nsfw_flag_source=NsfwFlagSource.MACHINE, updated_at=now)
+    )
+    if changed:
+        NsfwFlagChange.objects.create(
+            image_id=image_id,
+            is_nsfw=wanted,
+            source=NsfwFlagSource.MACHINE,
+            labeler=labeler[:100],
+            rating=rating,
+            labeling_run_id=labeling_run_id,
+        )
+    return bool(changed)
+
+
+@transaction.atomic
+def release_manual_nsfw_flags(image_ids: Sequence[int], *, user=None) -> int:
+    """Let machine ratings decide is_nsfw again; the latest rating, if any, applies at once."""
+    existing_image_ids(image_ids)
+    released = list(
+        Image.objects.filter(pk__in=image_ids, nsfw_flag_source=NsfwFlagSource.MANUAL).values_list("pk", "nsfw_rating")
+    )
+    Image.objects.filter(pk__in=[pk for pk, _ in released]).update(
+        nsfw_flag_source=NsfwFlagSource.UNSET, updated_at=timezone.now()
+    )
+    for pk, rating in released:
+        if rating:
+            apply_machine_nsfw_rating(pk, rating, labeler="latest rating (manual flag released)")
+    return len(released)
 
 
 def unique_album_slug(name: str) -> str:
@@ -355,7 +449,7 @@ def unique_album_slug(name: str) -> str:
 def start_thumbnail_rebuild(image_ids: Sequence[int], *, user=None) -> ThumbnailJob:
     """Queue a job that rebuilds the thumbnails of these images."""
     ids = list(dict.fromkeys(image_ids))
-    _existing_image_ids(ids)
+    existing_image_ids(ids)
     with transaction.atomic():
         job = ThumbnailJob.objects.create(
             image_ids=ids, progress_total=len(ids), created_by=user if user and user.is_authenticated else None

@@ -162,6 +162,24 @@ IMAGINEER_HF_OFFLINE = env.bool("HF_HUB_OFFLINE", default=False)
 IMAGINEER_MODELS_DIR = Path(env.str("IMAGINEER_MODELS_DIR", default=str(DATA_DIR / "models")))
 IMAGINEER_LORA_MAX_BYTES = env.int("IMAGINEER_LORA_MAX_BYTES", default=1024 * 1024 * 1024)
 
+# --- Labeling -------------------------------------------------------------------------------
+# claude | nudenet | auto (Claude whenever an API key is set, else the offline NudeNet detector).
+IMAGINEER_LABELER = env.str("IMAGINEER_LABELER", default="auto")
+# The SDK's own variables: the key, and an endpoint other than Anthropic's (a proxy, a test server).
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+IMAGINEER_CLAUDE_MODEL = env.str("IMAGINEER_CLAUDE_MODEL", default="claude-sonnet-4-5")
+IMAGINEER_CLAUDE_TIMEOUT_SECONDS = env.float("IMAGINEER_CLAUDE_TIMEOUT_SECONDS", default=60.0)
+# Retries on 429, 5xx and overloaded, with exponential back-off (the SDK's; honours Retry-After).
+IMAGINEER_CLAUDE_MAX_RETRIES = env.int("IMAGINEER_CLAUDE_MAX_RETRIES", default=4)
+IMAGINEER_CLAUDE_MAX_TOKENS = env.int("IMAGINEER_CLAUDE_MAX_TOKENS", default=1024)
+# Longest side sent to the API: beyond ~1568 px the API scales images down itself (and charges for it).
+IMAGINEER_CLAUDE_MAX_IMAGE_SIDE = env.int("IMAGINEER_CLAUDE_MAX_IMAGE_SIDE", default=1568)
+# NudeNet detection scores from which a class decides the rating (labeling/labelers/nudenet.py).
+IMAGINEER_NUDENET_EXPLICIT_THRESHOLD = env.float("IMAGINEER_NUDENET_EXPLICIT_THRESHOLD", default=0.5)
+IMAGINEER_NUDENET_ADULT_THRESHOLD = env.float("IMAGINEER_NUDENET_ADULT_THRESHOLD", default=0.5)
+IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD = env.float("IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD", default=0.5)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

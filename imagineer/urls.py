@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("api/", include("albums.api.urls")),
     path("api/", include("generation.api.urls")),
+    path("api/", include("labeling.api.urls")),
 ]
 
 handler400 = "imagineer.core.errors.handler400"

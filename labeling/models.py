@@ -1,1 +1,133 @@
-"""Models come with this app's issue; the app is installed so migrations and routes have a home."""
+"""Labels (captions, tags, manual and scrape-derived text on images), labeling runs, labeler results."""
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from albums.models import Album, Image, NsfwRating
+from imagineer.core.models import AbstractJob
+
+LABEL_TEXT_MAX = 1000  # captions are one paragraph; CLIP reads 77 tokens of it anyway
+TAG_TEXT_MAX = 100
+
+
+class LabelType(models.TextChoices):
+    CAPTION = "caption", "Caption"
+    TAG = "tag", "Tag"
+    MANUAL = "manual", "Manual"
+    # Written by the scraper from the page an image came from.
+    ALT_TEXT = "alt_text", "Alt text"
+    TITLE = "title", "Title"
+    HTML_CAPTION = "html_caption", "HTML caption"
+
+
+# Types that count as tags in tag statistics (top tags, tag clouds).
+TAG_TYPES = (LabelType.TAG, LabelType.MANUAL)
+SCRAPE_TYPES = (LabelType.ALT_TEXT, LabelType.TITLE, LabelType.HTML_CAPTION)
+
+
+class LabelSource(models.TextChoices):
+    """Who wrote a label. Machine runs replace only their own labels; `manual` ones are a person's."""
+
+    MANUAL = "manual", "A person"
+    CLAUDE = "claude", "Claude"
+    NUDENET = "nudenet", "NudeNet (local)"
+    HTML_METADATA = "html_metadata", "Scraped page"
+
+
+def label_text_key(text: str) -> str:
+    """The key that makes (image, type, text) unique: a digest, since a long text cannot be in a btree index."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Label(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="labels")
+    text = models.TextField(max_length=LABEL_TEXT_MAX)
+    text_key = models.CharField(max_length=64, editable=False, help_text="SHA-256 of text.")
+    label_type = models.CharField(max_length=16, choices=LabelType.choices, default=LabelType.MANUAL)
+    confidence = models.FloatField(null=True, blank=True, help_text="0–1, when the labeler gives one.")
+    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.MANUAL)
+    source_model = models.CharField(max_length=100, blank=True, help_text="e.g. the Claude model that wrote it.")
+    run = models.ForeignKey(
+        "labeling.LabelingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="labels"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="labels"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "label_type", "text_key"], name="unique_image_label"),
+        ]
+        indexes = [
+            # Per-image counts and "which images have a caption/manual label" (analytics, training).
+            models.Index(fields=["image", "label_type"], name="label_image_type"),
+            models.Index(fields=["image", "source"], name="label_image_source"),
+            # Top tags: GROUP BY text over tag rows only (tags are short, so they fit a btree).
+            models.Index(fields=["text"], name="label_tag_text", condition=Q(label_type="tag")),
+            models.Index(fields=["label_type", "created_at"], name="label_type_created"),
+        ]
+
+    def __str__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:60] + "…"
+        return f"{self.get_label_type_display()}: {text}"
+
+    def save(self, *args, **kwargs):
+        self.text_key = label_text_key(self.text)
+        super().save(*args, **kwargs)
+
+
+class LabelerName(models.TextChoices):
+    CLAUDE = "claude", "Claude (Anthropic API)"
+    NUDENET = "nudenet", "NudeNet local NSFW detector"
+
+
+class LabelingRun(AbstractJob):
+    """Label the images of an album, or a list of images, with one labeler."""
+
+    labeler = models.CharField(max_length=16, choices=LabelerName.choices)
+    source_model = models.CharField(max_length=100, blank=True, help_text="The labeler's model, as configured.")
+    album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.SET_NULL, related_name="labeling_runs")
+    image_ids = models.JSONField(default=list, help_text="The images to label, fixed when the run was started.")
+    force = models.BooleanField(default=False, help_text="Label again images this labeler already labeled.")
+    skipped_count = models.PositiveIntegerField(default=0, help_text="Already labeled (not forced) when started.")
+    succeeded_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text='[{"image_id": ..., "error": ...}]')
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+
+    task_name = "labeling.tasks.run_labeling_run"
+    retry_reset_fields = {
+        "succeeded_count": 0,
+        "failed_count": 0,
+        "failures": [],
+        "input_tokens": 0,
+        "output_tokens": 0,
+    }
+
+    class Meta(AbstractJob.Meta):
+        verbose_name = "labeling run"
+
+
+class LabelerResult(models.Model):
+    """The last time a labeler labeled an image, and the rating it gave: what `force` is about."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="labeler_results")
+    labeler = models.CharField(max_length=16, choices=LabelerName.choices)
+    source_model = models.CharField(max_length=100, blank=True)
+    nsfw_rating = models.CharField(max_length=10, choices=NsfwRating.choices, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    run = models.ForeignKey(LabelingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="results")
+    labeled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-labeled_at"]
+        constraints = [models.UniqueConstraint(fields=["image", "labeler"], name="one_result_per_labeler")]
+
+    def __str__(self) -> str:
+        return f"Image #{self.image_id} by {self.labeler}: {self.nsfw_rating or '-'}"

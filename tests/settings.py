@@ -12,3 +12,8 @@ os.environ.setdefault("IMAGINEER_DATA_DIR", tempfile.mkdtemp(prefix="imagineer-t
 from imagineer.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: no slow hashing in tests
+
+# Tests never reach the real Claude API: tests that use Claude point it at a local fake server.
+ANTHROPIC_API_KEY = ""
+ANTHROPIC_BASE_URL = ""
+IMAGINEER_LABELER = "auto"

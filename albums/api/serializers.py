@@ -37,12 +37,16 @@ class ImageSerializer(StrictModelSerializer):
             "model",
             "loras",
             "is_nsfw",
+            "nsfw_rating",
+            "nsfw_flag_source",
             "is_public",
             "source",
             "created_at",
             "updated_at",
         ]
         read_only_fields = [
+            "nsfw_rating",
+            "nsfw_flag_source",
             "sha256",
             "width",
             "height",

@@ -92,7 +92,7 @@ class ImageViewSet(viewsets.ModelViewSet):
         image = self.get_object()
         serializer = ImageUpdateSerializer(image, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        serializer.save()
+        image = services.update_image(image, user=request.user, **serializer.validated_data)
         return Response(ImageSerializer(image, context=self.get_serializer_context()).data)
 
     def perform_destroy(self, instance):
@@ -129,7 +129,7 @@ class ImageViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         updated = services.set_image_flags(
-            data["image_ids"], is_nsfw=data.get("is_nsfw"), is_public=data.get("is_public")
+            data["image_ids"], is_nsfw=data.get("is_nsfw"), is_public=data.get("is_public"), user=request.user
         )
         return Response({"updated": updated})
 

@@ -53,6 +53,17 @@ def test_openapi_schema_describes_every_endpoint(api_client):
         "/api/albums/{id}/reorder/",
         "/api/jobs/thumbnails/",
         "/api/jobs/thumbnails/{id}/cancel/",
+        "/api/images/{image_pk}/labels/",
+        "/api/images/{image_pk}/labels/{id}/",
+        "/api/images/{image_pk}/label/",
+        "/api/albums/{album_pk}/label/",
+        "/api/albums/{album_pk}/labeling/analytics/",
+        "/api/labeling/runs/",
+        "/api/labeling/runs/{id}/cancel/",
+        "/api/labeling/runs/{id}/retry/",
+        "/api/labels/stats/",
+        "/api/labels/top-tags/",
+        "/api/labels/distribution/",
     ]:
         assert expected in paths, expected
 
