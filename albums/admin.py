@@ -353,7 +353,7 @@ class ImageAdmin(admin.ModelAdmin):
     @admin.action(description="Let machine ratings decide NSFW again")
     def release_nsfw_flags(self, request, queryset):
         image_ids = list(queryset.values_list("pk", flat=True))
-        released = services.release_manual_nsfw_flags(image_ids, user=request.user)
+        released = services.release_manual_nsfw_flags(image_ids)
         self.message_user(
             request,
             f"{released} of {len(image_ids)} selected image(s) had a manual NSFW flag; machine ratings decide "

@@ -395,22 +395,23 @@ def update_image(image: Image, *, user=None, **fields: Any) -> Image:
     return image
 
 
+@transaction.atomic
 def apply_machine_nsfw_rating(image_id: int, rating: str, *, labeler: str, labeling_run_id: int | None = None) -> bool:
     """Store a labeler's rating; is_nsfw follows it unless an admin set the flag by hand.
 
-    ADULT and EXPLICIT mean NSFW; SAFE and SUGGESTIVE do not. Returns whether is_nsfw changed.
-    Call inside the transaction that stores the rest of the labeler's result.
+    ADULT and EXPLICIT mean NSFW; SAFE and SUGGESTIVE do not. Returns whether is_nsfw changed (and
+    was recorded). The row is locked meanwhile, so an admin's flag set a moment ago is never overwritten.
     """
+    row = Image.objects.select_for_update().filter(pk=image_id).values("is_nsfw", "nsfw_flag_source").first()
+    if row is None:
+        return False
     wanted = rating in NSFW_RATINGS
-    now = timezone.now()
-    Image.objects.filter(pk=image_id).update(nsfw_rating=rating, updated_at=now)
-    # One conditional UPDATE, so an admin's flag set a moment ago is never overwritten.
-    changed = (
-        Image.objects.filter(pk=image_id)
-        .exclude(nsfw_flag_source=NsfwFlagSource.MANUAL)
-        .exclude(is_nsfw=wanted)
-        .update(is_nsfw=wanted, nsfw_flag_source=NsfwFlagSource.MACHINE, updated_at=now)
-    )
+    fields: dict[str, Any] = {"nsfw_rating": rating, "updated_at": timezone.now()}
+    manual = row["nsfw_flag_source"] == NsfwFlagSource.MANUAL
+    if not manual:
+        fields.update(is_nsfw=wanted, nsfw_flag_source=NsfwFlagSource.MACHINE)
+    Image.objects.filter(pk=image_id).update(**fields)
+    changed = not manual and row["is_nsfw"] != wanted
     if changed:
         NsfwFlagChange.objects.create(
             image_id=image_id,
@@ -420,11 +421,11 @@ def apply_machine_nsfw_rating(image_id: int, rating: str, *, labeler: str, label
             rating=rating,
             labeling_run_id=labeling_run_id,
         )
-    return bool(changed)
+    return changed
 
 
 @transaction.atomic
-def release_manual_nsfw_flags(image_ids: Sequence[int], *, user=None) -> int:
+def release_manual_nsfw_flags(image_ids: Sequence[int]) -> int:
     """Let machine ratings decide is_nsfw again; the latest rating, if any, applies at once."""
     existing_image_ids(image_ids)
     released = list(

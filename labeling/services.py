@@ -258,14 +258,23 @@ def start_labeling_run(
 def open_stored_image(image: Image) -> PILImage.Image:
     """The image's pixels, decoded from storage; LabelingFailed when the file is gone or unreadable."""
     try:
-        with default_storage.open(image.file.name, "rb") as handle:
-            with PILImage.open(handle) as img:
-                img.load()
-                return img.copy() if img.format != "GIF" else img.convert("RGBA")
+        with default_storage.open(image.file.name, "rb") as handle, PILImage.open(handle) as img:
+            img.load()
+            return img.copy()
     except FileNotFoundError as exc:
         raise LabelingFailed("The image's file is missing from storage.") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise LabelingFailed("The image's file cannot be decoded (truncated or corrupt).") from exc
+
+
+def _count_outcome(run: LabelingRun, usage: LabelResult | LabelingFailed | None, **counters: int) -> None:
+    """Add one image's outcome and the tokens it cost (even an unusable answer's) to the run's row."""
+    LabelingRun.objects.filter(pk=run.pk).update(
+        input_tokens=F("input_tokens") + getattr(usage, "input_tokens", 0),
+        output_tokens=F("output_tokens") + getattr(usage, "output_tokens", 0),
+        **{name: F(name) + value for name, value in counters.items()},
+        **({"failures": run.failures} if "failed_count" in counters else {}),
+    )
 
 
 def run_labeling_run(run: LabelingRun) -> None:
@@ -274,36 +283,23 @@ def run_labeling_run(run: LabelingRun) -> None:
     total = len(run.image_ids)
     first_error = ""
     for done, image_id in enumerate(run.image_ids, start=1):
-        tokens = {"input_tokens": 0, "output_tokens": 0}
         try:
             image = Image.objects.filter(pk=image_id).first()
             if image is None:
                 raise LabelingFailed("The image was deleted after the run was started.")
             result = labeler.label(open_stored_image(image))
-            tokens = {"input_tokens": result.input_tokens, "output_tokens": result.output_tokens}
             store_labeler_result(image_id, result, labeler=run.labeler, source_model=labeler.source_model, run=run)
-            LabelingRun.objects.filter(pk=run.pk).update(
-                succeeded_count=F("succeeded_count") + 1,
-                input_tokens=F("input_tokens") + tokens["input_tokens"],
-                output_tokens=F("output_tokens") + tokens["output_tokens"],
-            )
         except (jobs.JobCancelled, jobs.JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - recorded per image, the run goes on
-            if isinstance(exc, LabelingFailed):
-                message = str(exc)
-                tokens = {"input_tokens": exc.input_tokens, "output_tokens": exc.output_tokens}
-            else:
-                message = jobs.describe_failure(exc)
+            failed = isinstance(exc, LabelingFailed)
+            message = str(exc) if failed else jobs.describe_failure(exc)
             first_error = first_error or message
             logger.warning("labeling.image_failed", run_id=run.pk, image_id=image_id, reason=message)
             run.failures.append({"image_id": image_id, "error": message})
-            LabelingRun.objects.filter(pk=run.pk).update(
-                failed_count=F("failed_count") + 1,
-                failures=run.failures,
-                input_tokens=F("input_tokens") + tokens["input_tokens"],
-                output_tokens=F("output_tokens") + tokens["output_tokens"],
-            )
+            _count_outcome(run, exc if failed else None, failed_count=1)
+        else:
+            _count_outcome(run, result, succeeded_count=1)
         jobs.record_progress(run, done, total, f"{done}/{total} images")
     run.refresh_from_db(fields=["succeeded_count", "failed_count", "input_tokens", "output_tokens"])
     logger.info(

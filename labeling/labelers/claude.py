@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from albums.models import NsfwRating
-from labeling.labelers.base import Labeler, LabelerUnavailable, LabelingFailed, LabelResult
+from labeling.labelers.base import Labeler, LabelingFailed, LabelResult
 from labeling.models import LABEL_TEXT_MAX, TAG_TEXT_MAX, LabelerName
 
 MAX_TAGS = 40
@@ -108,12 +108,8 @@ class ClaudeLabeler(Labeler):
     writes_captions = True
 
     def __init__(self) -> None:
-        import anthropic
+        import anthropic  # build_labeler has checked that a key is set
 
-        if not settings.ANTHROPIC_API_KEY:
-            raise LabelerUnavailable(
-                "The Claude labeler needs ANTHROPIC_API_KEY; set it, or use the local 'nudenet' labeler."
-            )
         self._anthropic = anthropic
         self.source_model = settings.IMAGINEER_CLAUDE_MODEL
         self.client = anthropic.Anthropic(

@@ -34,11 +34,13 @@ def test_a_later_safe_rating_clears_a_machine_flag_and_both_changes_are_recorded
     assert history == [(True, "machine", "EXPLICIT"), (False, "machine", "SAFE")]
 
 
-def test_an_unchanged_value_records_nothing():
+def test_an_unchanged_value_records_nothing_but_the_machine_now_decides():
     image = make_image()
+    assert image.nsfw_flag_source == NsfwFlagSource.UNSET
     rate(image, "SAFE")
     rate(image, "SUGGESTIVE")
     assert not image.nsfw_changes.exists()
+    assert image.nsfw_flag_source == NsfwFlagSource.MACHINE and image.nsfw_rating == "SUGGESTIVE"
 
 
 def test_manual_flags_win_over_machine_ratings(admin_user):
@@ -54,7 +56,7 @@ def test_releasing_a_manual_flag_applies_the_latest_rating(admin_user):
     image = make_image()
     album_services.set_image_flags([image.pk], is_nsfw=True, user=admin_user)
     rate(image, "SAFE")
-    assert album_services.release_manual_nsfw_flags([image.pk], user=admin_user) == 1
+    assert album_services.release_manual_nsfw_flags([image.pk]) == 1
     image.refresh_from_db()
     assert image.is_nsfw is False and image.nsfw_flag_source == NsfwFlagSource.MACHINE
 
