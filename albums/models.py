@@ -37,6 +37,8 @@ class NsfwRating(models.TextChoices):
 
 
 NSFW_RATINGS = frozenset({NsfwRating.ADULT, NsfwRating.EXPLICIT})
+# Least to most severe: with several labelers, an image's rating is the most severe of theirs.
+NSFW_SEVERITY = (NsfwRating.SAFE, NsfwRating.SUGGESTIVE, NsfwRating.ADULT, NsfwRating.EXPLICIT)
 
 
 class NsfwFlagSource(models.TextChoices):
@@ -73,7 +75,10 @@ class Image(models.Model):
     # Who decided is_nsfw last. A manual decision wins: machine ratings never change it afterwards.
     nsfw_flag_source = models.CharField(max_length=8, choices=NsfwFlagSource.choices, blank=True, default="")
     nsfw_rating = models.CharField(
-        max_length=10, choices=NsfwRating.choices, blank=True, help_text="The latest machine rating, if any."
+        max_length=10,
+        choices=NsfwRating.choices,
+        blank=True,
+        help_text="The most severe of the labelers' latest ratings, if any.",
     )
     is_public = models.BooleanField(default=True)
     source = models.CharField(max_length=16, choices=ImageSource.choices, default=ImageSource.UPLOADED)

@@ -397,10 +397,12 @@ def update_image(image: Image, *, user=None, **fields: Any) -> Image:
 
 @transaction.atomic
 def apply_machine_nsfw_rating(image_id: int, rating: str, *, labeler: str, labeling_run_id: int | None = None) -> bool:
-    """Store a labeler's rating; is_nsfw follows it unless an admin set the flag by hand.
+    """Store the image's machine rating; is_nsfw follows it unless an admin set the flag by hand.
 
-    ADULT and EXPLICIT mean NSFW; SAFE and SUGGESTIVE do not. Returns whether is_nsfw changed (and
-    was recorded). The row is locked meanwhile, so an admin's flag set a moment ago is never overwritten.
+    `rating` is the most severe of the labelers' latest ratings (labeling decides it), so one
+    labeler's SAFE never clears another's EXPLICIT. ADULT and EXPLICIT mean NSFW; SAFE and
+    SUGGESTIVE do not. Returns whether is_nsfw changed (and was recorded). The row is locked
+    meanwhile, so an admin's flag set a moment ago is never overwritten.
     """
     row = Image.objects.select_for_update().filter(pk=image_id).values("is_nsfw", "nsfw_flag_source").first()
     if row is None:

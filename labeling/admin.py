@@ -100,6 +100,8 @@ class LabelAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not form.label_fields:  # nothing changed
             return
+        # A duplicate written by someone else between the form's check and here is refused by the
+        # unique constraint (an error page, nothing stored); the inline on the image page reports it.
         label = form.write(obj.image, user=request.user)
         # The admin goes on to log and redirect to `obj`: make it the label the service wrote.
         obj.pk = label.pk

@@ -4,7 +4,6 @@ import hashlib
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 from albums.models import Album, Image, NsfwRating
 from imagineer.core.models import AbstractJob
@@ -35,6 +34,7 @@ class LabelSource(models.TextChoices):
     CLAUDE = "claude", "Claude"
     NUDENET = "nudenet", "NudeNet (local)"
     HTML_METADATA = "html_metadata", "Scraped page"
+    LEGACY_IMPORT = "legacy_import", "Legacy import (caption files)"
 
 
 def label_text_key(text: str) -> str:
@@ -67,8 +67,6 @@ class Label(models.Model):
             # Per-image counts and "which images have a caption/manual label" (analytics, training).
             models.Index(fields=["image", "label_type"], name="label_image_type"),
             models.Index(fields=["image", "source"], name="label_image_source"),
-            # Top tags: GROUP BY text over tag rows only (tags are short, so they fit a btree).
-            models.Index(fields=["text"], name="label_tag_text", condition=Q(label_type="tag")),
             models.Index(fields=["label_type", "created_at"], name="label_type_created"),
         ]
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from albums import services as album_services
-from albums.models import Album, Image
+from albums.models import NSFW_SEVERITY, Album, Image
 from imagineer.core import jobs
 from imagineer.core.errors import ConflictError, ImagineerError
 from imagineer.core.logging import get_logger
@@ -161,7 +161,8 @@ def store_labeler_result(
     """Replace this labeler's captions and tags on the image, record the result and apply the rating.
 
     One transaction: a failure leaves the image exactly as it was. A text another source already
-    wrote (a person's tag, say) is kept as it is rather than stored twice.
+    wrote (a person's tag, say) is kept as it is rather than stored twice. The image's rating is the
+    most severe of every labeler's latest one, so NudeNet's SAFE never clears Claude's EXPLICIT.
     """
     texts = ([(LabelType.CAPTION, result.caption)] if result.caption else []) + [
         (LabelType.TAG, tag) for tag in result.tags
@@ -197,8 +198,10 @@ def store_labeler_result(
                 "labeled_at": now,
             },
         )
+        ratings = set(LabelerResult.objects.filter(image_id=image_id).values_list("nsfw_rating", flat=True))
+        severest = max((r for r in ratings if r in NSFW_SEVERITY), key=NSFW_SEVERITY.index)
         album_services.apply_machine_nsfw_rating(
-            image_id, result.nsfw_rating, labeler=f"{labeler}:{source_model}", labeling_run_id=run.pk if run else None
+            image_id, severest, labeler=f"{labeler}:{source_model}", labeling_run_id=run.pk if run else None
         )
 
 
@@ -229,6 +232,8 @@ def start_labeling_run(
         where = f"of album '{album.name}'"
     else:
         ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            raise ImagineerError("Give at least one image id.", code="no_images")
         album_services.existing_image_ids(ids)
         done = LabelerResult.objects.filter(labeler=name, image_id__in=ids)
         where = "given" if len(ids) > 1 else f"(image #{ids[0]})"
@@ -267,13 +272,23 @@ def open_stored_image(image: Image) -> PILImage.Image:
         raise LabelingFailed("The image's file cannot be decoded (truncated or corrupt).") from exc
 
 
-def _count_outcome(run: LabelingRun, usage: LabelResult | LabelingFailed | None, **counters: int) -> None:
+# Failures kept on the run (all are counted): bounded, so a run where every image fails (a revoked
+# key, say) does not rewrite an ever-growing list once per image.
+MAX_FAILURES_KEPT = 1000
+
+
+def _count_outcome(
+    run: LabelingRun, usage: LabelResult | LabelingFailed | None, *, failure: dict | None = None
+) -> None:
     """Add one image's outcome and the tokens it cost (even an unusable answer's) to the run's row."""
+    counters = {"failed_count": F("failed_count") + 1} if failure else {"succeeded_count": F("succeeded_count") + 1}
+    if failure and len(run.failures) < MAX_FAILURES_KEPT:
+        run.failures.append(failure)
+        counters["failures"] = run.failures
     LabelingRun.objects.filter(pk=run.pk).update(
         input_tokens=F("input_tokens") + getattr(usage, "input_tokens", 0),
         output_tokens=F("output_tokens") + getattr(usage, "output_tokens", 0),
-        **{name: F(name) + value for name, value in counters.items()},
-        **({"failures": run.failures} if "failed_count" in counters else {}),
+        **counters,
     )
 
 
@@ -283,6 +298,7 @@ def run_labeling_run(run: LabelingRun) -> None:
     total = len(run.image_ids)
     first_error = ""
     for done, image_id in enumerate(run.image_ids, start=1):
+        result = None
         try:
             image = Image.objects.filter(pk=image_id).first()
             if image is None:
@@ -296,10 +312,10 @@ def run_labeling_run(run: LabelingRun) -> None:
             message = str(exc) if failed else jobs.describe_failure(exc)
             first_error = first_error or message
             logger.warning("labeling.image_failed", run_id=run.pk, image_id=image_id, reason=message)
-            run.failures.append({"image_id": image_id, "error": message})
-            _count_outcome(run, exc if failed else None, failed_count=1)
+            # Tokens spent count whether the answer was unusable or storing it failed afterwards.
+            _count_outcome(run, exc if failed else result, failure={"image_id": image_id, "error": message})
         else:
-            _count_outcome(run, result, succeeded_count=1)
+            _count_outcome(run, result)
         jobs.record_progress(run, done, total, f"{done}/{total} images")
     run.refresh_from_db(fields=["succeeded_count", "failed_count", "input_tokens", "output_tokens"])
     logger.info(

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from albums.models import Album, Image, ThumbnailJob
 from generation.models import DiffusionModel
+from imagineer.core.permissions import is_admin
 from imagineer.core.serializers import ImageIdsSerializer, JobSerializer, StrictModelSerializer, StrictSerializer
 
 
@@ -61,6 +62,15 @@ class ImageSerializer(StrictModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not is_admin(request.user):
+            # Moderation data: a machine's ADULT on an image an admin judged safe is not for the public.
+            data.pop("nsfw_rating", None)
+            data.pop("nsfw_flag_source", None)
+        return data
 
     def get_url(self, obj) -> str:
         return _absolute(self.context.get("request"), reverse("image-detail", args=[obj.pk]))

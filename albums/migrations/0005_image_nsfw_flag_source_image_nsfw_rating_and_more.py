@@ -5,6 +5,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def flags_set_before_are_manual(apps, schema_editor):
+    # Every NSFW flag that existed before labelers was set by a person (upload or admin): keep it
+    # theirs, so the first SAFE machine rating cannot make such an image public.
+    apps.get_model("albums", "Image").objects.filter(is_nsfw=True).update(nsfw_flag_source="manual")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -41,4 +47,5 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['image', '-created_at'], name='nsfw_change_image_recent')],
             },
         ),
+        migrations.RunPython(flags_set_before_are_manual, migrations.RunPython.noop),
     ]

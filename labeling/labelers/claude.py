@@ -142,10 +142,9 @@ class ClaudeLabeler(Labeler):
                 f"(tried {settings.IMAGINEER_CLAUDE_MAX_RETRIES + 1} times)."
             ) from exc
         except anthropic.APIStatusError as exc:
-            raise LabelingFailed(
-                f"The Claude API answered {exc.status_code} "
-                f"(after {settings.IMAGINEER_CLAUDE_MAX_RETRIES} retries): {_api_message(exc)}"
-            ) from exc
+            retried = exc.status_code == 429 or exc.status_code >= 500  # what the SDK retries
+            tries = f" (after {settings.IMAGINEER_CLAUDE_MAX_RETRIES} retries)" if retried else ""
+            raise LabelingFailed(f"The Claude API answered {exc.status_code}{tries}: {_api_message(exc)}") from exc
         except anthropic.APIConnectionError as exc:
             raise LabelingFailed("The Claude API could not be reached.") from exc
 

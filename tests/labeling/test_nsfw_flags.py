@@ -107,3 +107,44 @@ def test_a_failed_result_store_changes_nothing(monkeypatch):
         )
     image.refresh_from_db()
     assert not image.labels.exists() and not image.labeler_results.exists() and image.nsfw_rating == ""
+
+
+def test_one_labelers_safe_never_clears_anothers_nsfw_rating():
+    image = make_image()
+    services.store_labeler_result(image.pk, LabelResult(nsfw_rating="EXPLICIT"), labeler="claude", source_model="m")
+    services.store_labeler_result(image.pk, LabelResult(nsfw_rating="SAFE"), labeler="nudenet", source_model="n")
+    image.refresh_from_db()
+    assert image.is_nsfw is True and image.nsfw_rating == "EXPLICIT"
+    # The same labeler changing its mind does count.
+    services.store_labeler_result(image.pk, LabelResult(nsfw_rating="SUGGESTIVE"), labeler="claude", source_model="m")
+    image.refresh_from_db()
+    assert image.is_nsfw is False and image.nsfw_rating == "SUGGESTIVE"
+
+
+def test_flags_set_before_labelers_existed_become_manual():
+    import importlib
+
+    from django.apps import apps
+
+    from albums.models import Image
+
+    migration = importlib.import_module("albums.migrations.0005_image_nsfw_flag_source_image_nsfw_rating_and_more")
+    old_flag, safe = make_image(), make_image()
+    Image.objects.filter(pk=old_flag.pk).update(is_nsfw=True, nsfw_flag_source="")
+    migration.flags_set_before_are_manual(apps, None)
+    old_flag.refresh_from_db()
+    safe.refresh_from_db()
+    assert old_flag.nsfw_flag_source == NsfwFlagSource.MANUAL and safe.nsfw_flag_source == NsfwFlagSource.UNSET
+    rate(old_flag, "SAFE")  # the first machine rating no longer makes it public
+    assert old_flag.is_nsfw is True
+
+
+def test_moderation_fields_are_for_admins_only(api_client, admin_client_api, admin_user):
+    image = make_image()
+    rate(image, "ADULT")
+    album_services.set_image_flags([image.pk], is_nsfw=False, user=admin_user)  # an admin judged it safe
+    public = api_client.get(f"/api/images/{image.pk}/").json()
+    assert "nsfw_rating" not in public and "nsfw_flag_source" not in public and public["is_nsfw"] is False
+    assert "nsfw_rating" not in api_client.get("/api/images/").json()["results"][0]
+    admin = admin_client_api.get(f"/api/images/{image.pk}/").json()
+    assert admin["nsfw_rating"] == "ADULT" and admin["nsfw_flag_source"] == "manual"

@@ -157,3 +157,31 @@ def test_retry_requeues_a_cancelled_run_with_counters_reset(admin_client_api):
     assert_envelope(admin_client_api.post(f"/api/labeling/runs/{run.pk}/retry/"), 409, "job_not_retryable")
     run.refresh_from_db()
     assert (run.succeeded_count, run.failed_count, run.failures) == (0, 0, [])
+
+
+def test_an_empty_image_list_is_refused():
+    from imagineer.core.errors import ImagineerError
+
+    with pytest.raises(ImagineerError, match="at least one image"):
+        services.start_labeling_run(image_ids=[], labeler="nudenet")
+    assert not LabelingRun.objects.exists()
+
+
+def test_tokens_are_counted_when_storing_a_good_answer_fails(fake_claude, monkeypatch):
+    image = make_image()
+
+    def store_fails(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "store_labeler_result", store_fails)
+    run = run_now(services.start_labeling_run(image_ids=[image.pk], labeler="claude"))
+    assert run.failed_count == 1 and "database went away" in run.failures[0]["error"]
+    assert (run.input_tokens, run.output_tokens) == (1200, 80)
+
+
+def test_failures_kept_on_the_run_are_bounded(fake_claude, monkeypatch):
+    monkeypatch.setattr(services, "MAX_FAILURES_KEPT", 2)
+    fake_claude.then(Reply(200, message_body("nope")))
+    images = [make_image() for _ in range(3)]
+    run = run_now(services.start_labeling_run(image_ids=[i.pk for i in images], labeler="claude"))
+    assert run.failed_count == 3 and len(run.failures) == 2
