@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='nsfw_rating',
-            field=models.CharField(blank=True, choices=[('SAFE', 'Safe'), ('SUGGESTIVE', 'Suggestive'), ('ADULT', 'Adult'), ('EXPLICIT', 'Explicit')], help_text='The latest machine rating, if any.', max_length=10),
+            field=models.CharField(blank=True, choices=[('SAFE', 'Safe'), ('SUGGESTIVE', 'Suggestive'), ('ADULT', 'Adult'), ('EXPLICIT', 'Explicit')], help_text="The most severe of the labelers' latest ratings, if any.", max_length=10),
         ),
         migrations.CreateModel(
             name='NsfwFlagChange',

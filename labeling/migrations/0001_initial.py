@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('albums', '0006_alter_image_nsfw_rating'),
+        ('albums', '0005_image_nsfw_flag_source_image_nsfw_rating_and_more'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
