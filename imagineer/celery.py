@@ -24,6 +24,7 @@ TASK_ROUTES = {
     "imagineer.core.tasks.*": {"queue": "maintenance"},
     "imagineer.ops.tasks.*": {"queue": "maintenance"},
     "albums.tasks.*": {"queue": "default"},
+    "legacy.tasks.*": {"queue": "maintenance"},
 }
 
 app = Celery("imagineer")

@@ -180,6 +180,12 @@ IMAGINEER_NUDENET_EXPLICIT_THRESHOLD = env.float("IMAGINEER_NUDENET_EXPLICIT_THR
 IMAGINEER_NUDENET_ADULT_THRESHOLD = env.float("IMAGINEER_NUDENET_ADULT_THRESHOLD", default=0.5)
 IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD = env.float("IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD", default=0.5)
 
+# --- Legacy import ----------------------------------------------------------------------------
+# Rows of this many new images go in one transaction: a commit and a few bulk statements per batch
+# instead of a dozen statements per image. A crash loses at most one batch's rows, whose files the
+# next run writes again under the same names.
+IMAGINEER_LEGACY_IMPORT_BATCH = env.int("IMAGINEER_LEGACY_IMPORT_BATCH", default=200)
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -17,7 +17,8 @@ from PIL.PngImagePlugin import PngInfo
 
 # A1111's own pattern for `key: value` pairs (values with commas are double-quoted).
 PARAM_RE = re.compile(r'\s*([\w ]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-LORA_TAG_RE = re.compile(r"<lora:([^:>]+):([-0-9.]+)>")
+# A weight is a number ("0.6", "-1", ".5"); "<lora:x:.>" is not a LoRA tag and stays prompt text.
+LORA_TAG_RE = re.compile(r"<lora:([^:>]+):(-?(?:\d+\.?\d*|\.\d+))>")
 
 
 def _quote(value: str) -> str:
