@@ -100,8 +100,12 @@ def main() -> None:
     print("| what | seconds | images/s | vs baseline |")
     print("|---|---:|---:|---:|")
     print(f"| baseline: read + SHA-256 every file | {baseline:.2f} | {n / baseline:.0f} | 1.00x speed |")
-    print(f"| first import ({args.mode}, no thumbnails) | {first:.2f} | {n / first:.0f} | {baseline / first:.2f}x speed |")
-    print(f"| second import (no-op) | {second:.2f} | {n / second:.0f} | {second / first * 100:.1f} % of the first run's time |")
+    print(
+        f"| first import ({args.mode}, no thumbnails) | {first:.2f} | {n / first:.0f} | {baseline / first:.2f}x speed |"
+    )
+    print(
+        f"| second import (no-op) | {second:.2f} | {n / second:.0f} | {second / first * 100:.1f} % of the first run's time |"
+    )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ class LegacyAssetAdmin(admin.ModelAdmin):
 
     @admin.display(description="Image", ordering="image_id")
     def image_link(self, obj):
+        if obj.image_id is None:
+            return "-"
         return format_html(
             '<a href="{}">Image #{}</a>', reverse("admin:albums_image_change", args=[obj.image_id]), obj.image_id
         )

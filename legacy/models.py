@@ -61,6 +61,7 @@ class LegacyAlbum(models.Model):
 
 class AssetOutcome(models.TextChoices):
     IMPORTED = "imported", "Imported"
+    ALREADY_PRESENT = "already_present", "Already present (same bytes as when last imported)"
     DUPLICATE = "duplicate", "Duplicate of an image already stored (linked to its album)"
     SKIPPED = "skipped", "Skipped: not an image we store (corrupt, truncated, too large …)"
 
@@ -80,7 +81,7 @@ class LegacyAsset(models.Model):
     # Empty for a skipped file (remembered so an unchanged bad file is not read again either).
     image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.CASCADE, related_name="legacy_assets")
     album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    outcome = models.CharField(max_length=12, choices=AssetOutcome.choices)
+    outcome = models.CharField(max_length=16, choices=AssetOutcome.choices)
     reason = models.CharField(max_length=255, blank=True, help_text="Why a skipped file was skipped.")
     run = models.ForeignKey(ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="assets")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,13 +15,15 @@ Guarantees, and how:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import unicodedata
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +32,25 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image as PILImage
 
-from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource
-from albums.services import ACCEPTED_FORMATS, add_images_to_album, unique_album_slug
+from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource, ThumbnailJob
+from albums.services import (
+    ACCEPTED_FORMATS,
+    add_images_to_album,
+    render_thumbnail,
+    start_thumbnail_rebuild,
+    unique_album_slug,
+)
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
+from imagineer.core.models import JobStatus
 from labeling.models import Label, LabelSource, LabelType, label_text_key
 from legacy.collectors import collect
+from legacy.manifest import write_manifest
 from legacy.models import AssetOutcome, ImportMode, ImportRun, LegacyAlbum, LegacyAsset
 from legacy.records import Collection, LegacyRecord
 
@@ -63,9 +74,12 @@ def read_source(path: Path) -> tuple[bytes, str]:
     Files over IMAGINEER_UPLOAD_MAX_BYTES are refused unread (the same limit as uploads).
     """
     limit = settings.IMAGINEER_UPLOAD_MAX_BYTES
-    if path.stat().st_size > limit:
-        raise NotAnImportableImage(f"larger than the {limit // (1024 * 1024)} MB limit")
-    data = path.read_bytes()
+    try:
+        if path.stat().st_size > limit:
+            raise NotAnImportableImage(f"larger than the {limit // (1024 * 1024)} MB limit")
+        data = path.read_bytes()
+    except OSError as exc:  # gone or unreadable since it was collected: this file only
+        raise NotAnImportableImage(f"unreadable ({type(exc).__name__})") from exc
     return data, hashlib.sha256(data).hexdigest()
 
 
@@ -114,11 +128,16 @@ def thumbnail_name(sha256: str) -> str:
     return f"thumbnails/legacy/{sha256[:2]}/{sha256}.webp"
 
 
-def stage_thumbnail(data: bytes, sha256: str) -> str:
-    from albums.services import render_thumbnail
+def render_thumbnail_or_refuse(data: bytes) -> bytes:
+    """The WebP thumbnail; decoding every pixel also catches what verify() cannot (bad image data)."""
+    try:
+        return render_thumbnail(io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise NotAnImportableImage("corrupt image data (it cannot be decoded)") from exc
 
+
+def stage_thumbnail(thumbnail: bytes, sha256: str) -> str:
     name = thumbnail_name(sha256)
-    thumbnail = render_thumbnail(io.BytesIO(data))
     if default_storage.exists(name):
         default_storage.delete(name)
     return default_storage.save(name, ContentFile(thumbnail))
@@ -154,6 +173,75 @@ def check_media_writable(mode: str) -> None:
         raise MediaNotWritable(f"Media storage is not writable ({type(exc).__name__}).") from exc
 
 
+# --- One import at a time, and what a killed one left ------------------------------------------
+
+
+class ImportAlreadyRunning(ImagineerError):
+    status_code = 409
+    code = "import_running"
+
+
+@contextmanager
+def import_lock() -> Iterator[None]:
+    """One import at a time on this machine: a file lock, which the OS releases even on kill -9.
+
+    Media names are deterministic, so two imports of the same tree would overwrite (and, on a clash,
+    delete) each other's files.
+    """
+    path = Path(settings.DATA_DIR) / "legacy" / "import.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ImportAlreadyRunning(
+                "Another legacy import is running on this machine; let it finish first."
+            ) from exc
+        yield
+
+
+def end_dead_import_runs(*, except_run: int | None = None) -> int:
+    """With the lock held, any other run still marked running has no process: mark it failed."""
+    now = timezone.now()
+    return (
+        ImportRun.objects.filter(status=JobStatus.RUNNING)
+        .exclude(pk=except_run)
+        .update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            updated_at=now,
+            error_message="Its process ended before the run finished (killed?). A later run completed its work.",
+        )
+    )
+
+
+def sweep_unreferenced_media() -> int:
+    """Delete files under the importer's media folders that no image row names: a killed run's."""
+    referenced = set(Image.objects.filter(file__startswith="legacy/").values_list("file", flat=True))
+    referenced |= set(
+        Image.objects.filter(thumbnail__startswith="thumbnails/legacy/").values_list("thumbnail", flat=True)
+    )
+    removed = 0
+    for top in ("legacy", "thumbnails/legacy"):
+        for name in _walk_storage(top):
+            if name not in referenced:
+                default_storage.delete(name)
+                removed += 1
+    if removed:
+        logger.warning("legacy.orphans_removed", count=removed)
+    return removed
+
+
+def _walk_storage(folder: str) -> Iterator[str]:
+    try:
+        folders, files = default_storage.listdir(folder)
+    except FileNotFoundError:
+        return
+    yield from (f"{folder}/{name}" for name in files)
+    for sub in folders:
+        yield from _walk_storage(f"{folder}/{sub}")
+
+
 # --- Albums ------------------------------------------------------------------------------------
 
 
@@ -174,6 +262,11 @@ class AlbumResolver:
         if album is not None:
             if record.album_key not in self.created:
                 self.reused.add(record.album_key)
+            if record.album_private and album.is_public:
+                # Named in --private-packs now: privacy only ever tightens, album and images alike.
+                Album.objects.filter(pk=album.pk).update(is_public=False)
+                Image.objects.filter(album_links__album=album).update(is_public=False)
+                album.is_public = False
             return album
         with transaction.atomic():
             album = Album.objects.create(
@@ -235,6 +328,9 @@ def _link(album: Album, image_id: int, state: ImportState) -> None:
     if (album.pk, image_id) not in state.links:
         add_images_to_album(album, [image_id])
         state.links.add((album.pk, image_id))
+    if not album.is_public:
+        # The same bytes in a private pack and elsewhere: the image is private (privacy wins).
+        Image.objects.filter(pk=image_id, is_public=True).update(is_public=False)
 
 
 @dataclass
@@ -272,14 +368,17 @@ def ingest_record(
         if known[2] is None:
             raise NotAnImportableImage(known[3])
         _link(album, known[2], state)
-        return {"outcome": "already_present", "image_id": known[2]}
+        return {"outcome": str(AssetOutcome.ALREADY_PRESENT), "image_id": known[2]}
 
+    if known and known[2] is not None and mode == ImportMode.SYMLINK:
+        # Its media file is a symlink to this very path: the stored image would silently change.
+        raise NotAnImportableImage("changed since it was imported; import changed files with --mode copy")
     data, sha256 = read_source(record.source_path)
     if any(item.sha256 == sha256 for item in state.staged):
         flush()  # the same bytes twice in one batch: the first one's row must exist to link to
     existing = state.hashes.get(sha256)
     if existing is not None:
-        outcome = "already_present" if known and known[2] == existing else AssetOutcome.DUPLICATE
+        outcome = AssetOutcome.ALREADY_PRESENT if known and known[2] == existing else AssetOutcome.DUPLICATE
         with transaction.atomic():
             _link(album, existing, state)
             LegacyAsset.objects.filter(source_path=path).delete()
@@ -295,8 +394,9 @@ def ingest_record(
             **_asset_fields(record, sha256, None, album, AssetOutcome.SKIPPED, run), reason=str(exc)[:255]
         )
         raise
+    thumbnail_bytes = render_thumbnail_or_refuse(data) if thumbnails == "inline" else b""
     name = stage_file(record, data, media_name(record, sha256, fmt), mode=mode)
-    thumbnail = stage_thumbnail(data, sha256) if thumbnails == "inline" else ""
+    thumbnail = stage_thumbnail(thumbnail_bytes, sha256) if thumbnail_bytes else ""
     return StagedImage(record, album, sha256, fmt, width, height, name, thumbnail)
 
 
@@ -350,7 +450,8 @@ def write_staged(staged: list[StagedImage], *, run: ImportRun | None, state: Imp
             if written:
                 default_storage.delete(written)
         state.hashes[item.sha256] = stored  # now a duplicate of what the other process stored
-        result = ingest_record(item.record, item.album, mode="copy", run=run, state=state, thumbnails="none")
+        # Now a duplicate: nothing is staged again, so mode and thumbnails do not matter here.
+        result = ingest_record(item.record, item.album, mode=ImportMode.COPY, run=run, state=state, thumbnails="none")
         return [_entry(item.record, **result)]
     entries = []
     for image, item in zip(images, staged, strict=True):
@@ -493,10 +594,15 @@ def plan_collection(collection: Collection) -> dict[str, Any]:
                 outcomes["skipped"] += 1
                 entries.append(_entry(record, outcome="skipped", reason=asset.reason))
                 continue
-            outcome, sha256 = "already_present", asset.sha256
+            outcome, sha256 = str(AssetOutcome.ALREADY_PRESENT), asset.sha256
         else:
             try:
                 data, sha256 = read_source(record.source_path)
+                if asset and asset.sha256 == sha256 and asset.image_id:  # touched, same bytes
+                    outcomes["already_present"] += 1
+                    per_album[record.album_name] += 1
+                    entries.append(_entry(record, outcome=str(AssetOutcome.ALREADY_PRESENT)))
+                    continue
                 duplicate = sha256 in seen or Image.objects.filter(sha256=sha256).exists()
                 if not duplicate:
                     probe_image(data)
@@ -539,8 +645,13 @@ def start_import_run(options: ImportOptions, *, manifest_path: Path, user=None) 
 
 def run_import(run: ImportRun, *, progress: Callable[[int, int], None] | None = None, thumbnails: str = "job") -> None:
     """Job body: collect, import, write the manifest, record the counts, thumbnails as asked."""
-    from legacy.manifest import write_manifest
+    with import_lock():
+        if end_dead_import_runs(except_run=run.pk):
+            sweep_unreferenced_media()
+        _run_import_locked(run, progress=progress, thumbnails=thumbnails)
 
+
+def _run_import_locked(run: ImportRun, *, progress: Callable[[int, int], None] | None, thumbnails: str) -> None:
     options = options_of(run)
     check_media_writable(options.mode)
     collection = collect_for(options)
@@ -575,8 +686,14 @@ def run_import(run: ImportRun, *, progress: Callable[[int, int], None] | None = 
 
 def queue_missing_thumbnails() -> None:
     """Thumbnail jobs for every imported image still without one (a killed run's included)."""
-    from albums import services as album_services
-
-    ids = list(Image.objects.filter(legacy_assets__isnull=False, thumbnail="").values_list("pk", flat=True).distinct())
+    pending = {
+        pk
+        for ids in ThumbnailJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).values_list(
+            "image_ids", flat=True
+        )
+        for pk in ids
+    }
+    missing = Image.objects.filter(legacy_assets__isnull=False, thumbnail="").values_list("pk", flat=True).distinct()
+    ids = [pk for pk in missing if pk not in pending]
     for start in range(0, len(ids), 5000):  # the job's own limit on ids
-        album_services.start_thumbnail_rebuild(ids[start : start + 5000])
+        start_thumbnail_rebuild(ids[start : start + 5000])
