@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
-from tests.legacy.test_import import run_import, tree  # noqa: F401 - the fixture
+from tests.legacy.helpers import run_import
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ def admin_browser(admin_user) -> Client:
     return client
 
 
-def test_run_history_shows_counts_and_skipped_files(admin_browser, tree):  # noqa: F811
+def test_run_history_shows_counts_and_skipped_files(admin_browser, tree):
     run_import(*tree)
     run = ImportRun.objects.get()
     listing = admin_browser.get("/admin/legacy/importrun/").content.decode()
@@ -28,7 +28,7 @@ def test_run_history_shows_counts_and_skipped_files(admin_browser, tree):  # noq
     assert "Imported count" in page
 
 
-def test_provenance_per_file_and_album_keys(admin_browser, tree):  # noqa: F811
+def test_provenance_per_file_and_album_keys(admin_browser, tree):
     run_import(*tree)
     asset = LegacyAsset.objects.filter(outcome="duplicate").get()
     page = unescape(admin_browser.get("/admin/legacy/legacyasset/?outcome=duplicate").content.decode())

@@ -11,9 +11,10 @@ from django.core.management import call_command
 
 from albums.models import Album, Image
 from legacy.models import LegacyAlbum, LegacyAsset
+from tests import processes
 from tests.conftest import files_under
-from tests.legacy.test_import import png, state
-from tests.processes import ROOT, base_env, kill_tree, test_database_url
+from tests.legacy.helpers import png, state
+from tests.processes import ROOT, base_env, kill_tree
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +33,7 @@ def killed_import(outputs, media_root, *, after_assets: int) -> None:
 
     env = base_env(
         IMAGINEER_DATA_DIR=str(settings.DATA_DIR),
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=processes.test_database_url(),  # imported by module: pytest would collect test_*
         MEDIA_ROOT=str(media_root),
         IMAGINEER_LEGACY_IMPORT_BATCH="10",  # rows land ten at a time, so the kill falls mid-run
     )

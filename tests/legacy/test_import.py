@@ -1,91 +1,21 @@
 """The importer end to end: duplicates, idempotency, dry run, manifest, album links, exit status."""
 
 import io
-import json
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
-from PIL import Image as PILImage
 
-from albums.models import Album, AlbumImage, Image, ImageSource
-from labeling.models import Label, LabelType
+from albums.models import Album, Image, ImageSource
+from labeling.models import LabelType
 from legacy import services
 from legacy.manifest import read_manifest
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
 from tests.conftest import files_under
+from tests.legacy.helpers import png, run_import, state
 
 pytestmark = pytest.mark.django_db
-
-
-def png(path: Path, color: int, *, text: dict | None = None, size=(32, 32)) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = PILImage.new("RGB", size, (color % 256, (color * 7) % 256, (color * 13) % 256))
-    info = None
-    if text:
-        from PIL.PngImagePlugin import PngInfo
-
-        info = PngInfo()
-        for key, value in text.items():
-            info.add_text(key, value)
-    out = io.BytesIO()
-    img.save(out, "PNG", pnginfo=info)
-    path.write_bytes(out.getvalue())
-    return out.getvalue()
-
-
-@pytest.fixture
-def tree(tmp_path):
-    """A small legacy tree: singles in two months, a deck with sidecars, a duplicate, a corrupt file, a pack."""
-    outputs, packs = tmp_path / "outputs", tmp_path / "image packs"
-    png(outputs / "20250115_123456_sample.png", 1)
-    (outputs / "20250115_123456_sample.json").write_text(
-        json.dumps(
-            {"prompt": "a lighthouse", "seed": 7, "steps": 20, "lora": {"path": "loras/ink.safetensors", "weight": 0.6}}
-        )
-    )
-    png(outputs / "20250203_101010_other.png", 2)
-    png(outputs / "card_deck_steampunk" / "20251013_213529_Two_of_Spades.png", 3)
-    (outputs / "card_deck_steampunk" / "20251013_213529_Two_of_Spades.json").write_text(
-        json.dumps({"prompt": "two of spades"})
-    )
-    duplicate = png(outputs / "card_deck_steampunk" / "20251013_213530_Ace.png", 4)
-    (outputs / "zodiac_signs" / "aries_copy.png").parent.mkdir(parents=True)
-    (outputs / "zodiac_signs" / "aries_copy.png").write_bytes(duplicate)  # the same bytes, another folder
-    (outputs / "card_deck_steampunk" / "broken.png").write_bytes(png(outputs / "tmp.png", 5)[:60])
-    (outputs / "tmp.png").unlink()
-    (outputs / "notes.txt").write_text("not an image")
-    png(packs / "Île de Fête" / "ref 1.png", 6)
-    (packs / "Île de Fête" / "ref 1.txt").write_text("  a  harbour at dusk ")
-    return outputs, packs
-
-
-def run_import(outputs, packs, *args) -> str:
-    out = io.StringIO()
-    call_command(
-        "import_legacy_media",
-        "--outputs",
-        str(outputs),
-        "--packs",
-        str(packs),
-        "--thumbnails",
-        "none",
-        *args,
-        stdout=out,
-    )
-    return out.getvalue()
-
-
-def state() -> dict:
-    """Everything an import decides, in comparable form."""
-    return {
-        "images": sorted(Image.objects.values_list("sha256", "source", "prompt")),
-        "albums": sorted(Album.objects.values_list("name", "album_type", "is_public")),
-        "links": sorted(AlbumImage.objects.values_list("album__name", "image__sha256")),
-        "assets": sorted(LegacyAsset.objects.values_list("relative_path", "outcome", "image__sha256")),
-        "labels": sorted(Label.objects.values_list("image__sha256", "label_type", "text")),
-    }
 
 
 def test_import_makes_albums_images_and_links(tree, media_root):

@@ -15,12 +15,12 @@ from imagineer.core.models import JobStatus
 from legacy import services
 from legacy.models import ImportRun, LegacyAsset
 from tests.conftest import files_under
-from tests.legacy.test_import import png, run_import, tree  # noqa: F401 - the fixture
+from tests.legacy.helpers import png, run_import
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_touched_file_with_the_same_bytes_is_already_present(tree):  # noqa: F811
+def test_a_touched_file_with_the_same_bytes_is_already_present(tree):
     outputs, packs = tree
     run_import(outputs, packs)
     single = outputs / "20250203_101010_other.png"
@@ -32,7 +32,7 @@ def test_a_touched_file_with_the_same_bytes_is_already_present(tree):  # noqa: F
     assert asset.outcome == "already_present" and asset.mtime_ns == 1_800_000_000 * 10**9
 
 
-def test_a_file_gone_since_it_was_collected_is_skipped_not_fatal(tree):  # noqa: F811
+def test_a_file_gone_since_it_was_collected_is_skipped_not_fatal(tree):
     outputs, packs = tree
     collection = services.collect_for(services.ImportOptions(outputs=outputs, packs=packs))
     (outputs / "20250203_101010_other.png").unlink()
@@ -42,7 +42,7 @@ def test_a_file_gone_since_it_was_collected_is_skipped_not_fatal(tree):  # noqa:
     assert state.outcomes["imported"] == 4
 
 
-def test_bytes_shared_with_a_private_pack_make_the_image_private(tree):  # noqa: F811
+def test_bytes_shared_with_a_private_pack_make_the_image_private(tree):
     outputs, packs = tree
     shared = (outputs / "20250203_101010_other.png").read_bytes()
     (packs / "Île de Fête" / "same.png").write_bytes(shared)
@@ -51,7 +51,7 @@ def test_bytes_shared_with_a_private_pack_make_the_image_private(tree):  # noqa:
     assert image.is_public is False and image.albums.filter(is_public=False).exists()
 
 
-def test_naming_a_pack_private_on_a_later_run_makes_it_private(tree):  # noqa: F811
+def test_naming_a_pack_private_on_a_later_run_makes_it_private(tree):
     outputs, packs = tree
     run_import(outputs, packs)
     run_import(outputs, packs, "--private-packs", "Île de Fête")
@@ -59,7 +59,7 @@ def test_naming_a_pack_private_on_a_later_run_makes_it_private(tree):  # noqa: F
     assert album.is_public is False and not album.images.filter(is_public=True).exists()
 
 
-def test_symlink_mode_refuses_a_changed_source_instead_of_changing_the_image(tree):  # noqa: F811
+def test_symlink_mode_refuses_a_changed_source_instead_of_changing_the_image(tree):
     outputs, packs = tree
     run_import(outputs, packs, "--mode", "symlink")
     before = Image.objects.get(original_filename="20250203_101010_other.png")
@@ -71,7 +71,7 @@ def test_symlink_mode_refuses_a_changed_source_instead_of_changing_the_image(tre
     assert "--mode copy" in reasons["outputs/20250203_101010_other.png"]
 
 
-def test_a_second_run_queues_no_second_thumbnail_job(tree):  # noqa: F811
+def test_a_second_run_queues_no_second_thumbnail_job(tree):
     outputs, packs = tree
     run_import(outputs, packs, "--thumbnails", "job")
     assert ThumbnailJob.objects.count() == 1
@@ -79,7 +79,7 @@ def test_a_second_run_queues_no_second_thumbnail_job(tree):  # noqa: F811
     assert ThumbnailJob.objects.count() == 1
 
 
-def test_inline_thumbnails_refuse_undecodable_pixels_with_valid_crcs(tree, media_root):  # noqa: F811
+def test_inline_thumbnails_refuse_undecodable_pixels_with_valid_crcs(tree, media_root):
     outputs, packs = tree
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -94,7 +94,7 @@ def test_inline_thumbnails_refuse_undecodable_pixels_with_valid_crcs(tree, media
     assert len(files_under(media_root)) == 2 * Image.objects.count()  # originals and thumbnails, no leftover
 
 
-def test_one_import_at_a_time(tree):  # noqa: F811
+def test_one_import_at_a_time(tree):
     outputs, packs = tree
     with services.import_lock():
         with pytest.raises(CommandError, match="Another legacy import is running"):
@@ -102,7 +102,7 @@ def test_one_import_at_a_time(tree):  # noqa: F811
     assert not Image.objects.exists()
 
 
-def test_a_killed_runs_leftovers_are_removed_and_the_run_marked_failed(tree, media_root):  # noqa: F811
+def test_a_killed_runs_leftovers_are_removed_and_the_run_marked_failed(tree, media_root):
     outputs, packs = tree
     dead = ImportRun.objects.create(status=JobStatus.RUNNING)
     leftover = default_storage.save("legacy/decks/card-deck-steampunk/left-0123456789abcdef.png", ContentFile(b"x"))
@@ -114,7 +114,7 @@ def test_a_killed_runs_leftovers_are_removed_and_the_run_marked_failed(tree, med
     assert sorted(files_under(media_root)) == sorted(Image.objects.values_list("file", flat=True))
 
 
-def test_dry_run_leaves_no_manifest_by_default(tree, settings, tmp_path):  # noqa: F811
+def test_dry_run_leaves_no_manifest_by_default(tree, settings, tmp_path):
     outputs, packs = tree
     settings.DATA_DIR = tmp_path / "data"
     run_import(outputs, packs, "--dry-run")

@@ -9,7 +9,7 @@ from albums.models import Album, Image
 from labeling.models import LabelType
 from legacy.models import ImportRun, LegacyAsset
 from tests.conftest import files_under
-from tests.legacy.test_import import state
+from tests.legacy.helpers import state
 from tests.legacy.tree import build_legacy_tree
 
 pytestmark = pytest.mark.django_db
