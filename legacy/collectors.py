@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Collection as NameCollection
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from legacy.metadata import read_metadata, read_sidecar, timestamp_of
-from legacy.records import Collection, LegacyRecord, SkippedFile
+from legacy.records import Collection, ImageMetadata, LegacyRecord, SkippedFile
 from legacy.resolver import OUTPUTS, PACKS, Unplaced, folder_rule, resolve_album
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif"})
@@ -62,6 +64,7 @@ def collect(
     *,
     private_packs: NameCollection[str] = (),
     limit: int | None = None,
+    known: Mapping[str, tuple[int, int, datetime]] | None = None,
 ) -> Collection:
     """Records for every image under the roots, plus what was skipped and the orphan sidecars.
 
@@ -93,7 +96,7 @@ def collect(
         if entry.kind == "orphan":
             result.orphan_sidecars.append(SkippedFile(entry.relative_path, entry.root, ORPHAN_SIDECAR))
             continue
-        outcome = entry if entry.kind == "skip" else _record(entry, private_packs)
+        outcome = entry if entry.kind == "skip" else _record(entry, private_packs, known or {})
         if isinstance(outcome, LegacyRecord):
             result.records.append(outcome)
         else:
@@ -194,8 +197,15 @@ def _directory_entries(root_index: int, parts: tuple[str, ...], files: list[os.D
     return entries
 
 
-def _record(entry: _Entry, private_packs: NameCollection[str]) -> LegacyRecord | _Entry:
-    """The record for one image file, or the entry re-labelled as skipped with the reason."""
+def _record(
+    entry: _Entry, private_packs: NameCollection[str], known: Mapping[str, tuple[int, int, datetime]]
+) -> LegacyRecord | _Entry:
+    """The record for one image file, or the entry re-labelled as skipped with the reason.
+
+    `known`: source path → (size, mtime_ns, timestamp) of files an earlier run handled. One whose
+    size and mtime are unchanged is not opened and its sidecar not read: the importer will not
+    look at its metadata again, and its stored timestamp places it in the same album.
+    """
     relative_path = entry.relative_path
     if not _is_utf8(relative_path):
         return _skipped(entry, BAD_FILE_NAME)
@@ -210,6 +220,12 @@ def _record(entry: _Entry, private_packs: NameCollection[str]) -> LegacyRecord |
         return _skipped(entry, NOT_A_REGULAR_FILE)  # a FIFO named .png would block the read below
     if info.st_size == 0:
         return _skipped(entry, EMPTY_FILE)
+    seen = known.get(str(entry.path))
+    if seen is not None and seen[:2] == (info.st_size, info.st_mtime_ns):
+        return _placed_record(
+            entry, relative_path, info, private_packs,
+            timestamp=seen[2], timestamp_source="known", metadata=ImageMetadata(),
+        )  # fmt: skip
     try:
         with open(entry.path, "rb") as handle:
             handle.read(1)
@@ -221,6 +237,22 @@ def _record(entry: _Entry, private_packs: NameCollection[str]) -> LegacyRecord |
         entry.path, caption_file=entry.root == PACKS, sidecar=sidecar, caption_path=entry.caption_path
     )
     timestamp, timestamp_source = timestamp_of(sidecar.data, entry.path.name, info.st_mtime)
+    return _placed_record(
+        entry, relative_path, info, private_packs,
+        timestamp=timestamp, timestamp_source=timestamp_source, metadata=metadata,
+    )  # fmt: skip
+
+
+def _placed_record(
+    entry: _Entry,
+    relative_path: str,
+    info: os.stat_result,
+    private_packs: NameCollection[str],
+    *,
+    timestamp: datetime,
+    timestamp_source: str,
+    metadata: ImageMetadata,
+) -> LegacyRecord | _Entry:
     placement = resolve_album(entry.root, relative_path, timestamp, private_packs=private_packs)
     if isinstance(placement, Unplaced):  # folder_rule already passed; kept for the type checker
         return _skipped(entry, placement.reason)

@@ -78,6 +78,8 @@ class LegacyAsset(models.Model):
     size = models.PositiveBigIntegerField()
     mtime_ns = models.BigIntegerField()
     sha256 = models.CharField(max_length=64, db_index=True)
+    # When the image was made (as read from its metadata): places an unchanged file again unread.
+    timestamp = models.DateTimeField(null=True, blank=True)
     # Empty for a skipped file (remembered so an unchanged bad file is not read again either).
     image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.CASCADE, related_name="legacy_assets")
     album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

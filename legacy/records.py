@@ -48,7 +48,7 @@ class LegacyRecord:
     album_private: bool
     album_description: str
     timestamp: datetime
-    timestamp_source: str
+    timestamp_source: str  # metadata | filename | mtime | known (stored by an earlier run)
     size: int
     mtime_ns: int
     metadata: ImageMetadata

@@ -488,6 +488,7 @@ def _asset_fields(
         "relative_path": record.relative_path,
         "size": record.size,
         "mtime_ns": record.mtime_ns,
+        "timestamp": record.timestamp,
         "sha256": sha256,
         "image_id": image_id,
         "album": album,
@@ -520,7 +521,16 @@ def options_of(run: ImportRun) -> ImportOptions:
 
 
 def collect_for(options: ImportOptions) -> Collection:
-    return collect(options.outputs, options.packs, private_packs=options.private_packs, limit=options.limit)
+    """Collect the roots; files known unchanged since an earlier run are not opened again."""
+    known = {
+        path: (size, mtime_ns, timestamp)
+        for path, size, mtime_ns, timestamp in LegacyAsset.objects.filter(timestamp__isnull=False).values_list(
+            "source_path", "size", "mtime_ns", "timestamp"
+        )
+    }
+    return collect(
+        options.outputs, options.packs, private_packs=options.private_packs, limit=options.limit, known=known
+    )
 
 
 def _entry(record_or_path: LegacyRecord | str, root: str = "", **fields: Any) -> dict[str, Any]:

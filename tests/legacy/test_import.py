@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from albums.models import Album, Image, ImageSource
 from labeling.models import LabelType
-from legacy import services
+from legacy import collectors, services
 from legacy.manifest import read_manifest
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
 from tests.conftest import files_under
@@ -60,13 +60,15 @@ def test_second_run_imports_nothing_and_reads_no_known_file(tree, monkeypatch, m
     outputs, packs = tree
     run_import(outputs, packs)
     before, files_before = state(), files_under(media_root)
-    hashed = []
-    real_read = services.read_source
+    hashed, sidecars = [], []
+    real_read, real_sidecar = services.read_source, collectors.read_sidecar
     monkeypatch.setattr(services, "read_source", lambda path: hashed.append(path) or real_read(path))
+    monkeypatch.setattr(collectors, "read_sidecar", lambda path: sidecars.append(path) or real_sidecar(path))
     text = run_import(outputs, packs)
     assert "images imported:       0" in text and "albums created/reused: 0/" in text
     assert state() == before and files_under(media_root) == files_before
     assert hashed == []  # size + mtime + path known: not one file read again
+    assert sidecars == []  # nor its metadata: it is placed in its album by the stored timestamp
 
 
 def test_a_changed_file_is_hashed_again(tree, monkeypatch):
