@@ -175,10 +175,15 @@ class NsfwFlagChangeInline(admin.TabularInline):
 
     @admin.display(description="Labeling run")
     def labeling_run(self, obj):
-        if obj.labeling_run_id is None:
-            return "-"
-        url = reverse("admin:labeling_labelingrun_change", args=[obj.labeling_run_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.labeling_run_id)
+        return labeling_run_link(obj.labeling_run_id)
+
+
+def labeling_run_link(run_id: int | None) -> str:
+    """A link to a labeling run's admin page, or "-"."""
+    if run_id is None:
+        return "-"
+    url = reverse("admin:labeling_labelingrun_change", args=[run_id])
+    return format_html('<a href="{}">Labeling run #{}</a>', url, run_id)
 
 
 def labeling_run_message(run: LabelingRun, where: str = "") -> str:

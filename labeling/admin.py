@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from albums.admin import LabelForm, label_is_editable, thumbnail_tag
+from albums.admin import LabelForm, label_is_editable, labeling_run_link, thumbnail_tag
 from albums.models import Album
 from imagineer.core.admin import JobAdmin
 from labeling import analytics
@@ -122,10 +122,7 @@ class LabelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Labeling run")
     def run_link(self, obj):
-        if obj.run_id is None:
-            return "-"
-        url = reverse("admin:labeling_labelingrun_change", args=[obj.run_id])
-        return format_html('<a href="{}">Labeling run #{}</a>', url, obj.run_id)
+        return labeling_run_link(obj.run_id)
 
     def get_urls(self):
         top_tags = path("top-tags/", self.admin_site.admin_view(self.top_tags_view), name="labeling_label_top_tags")

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -46,6 +47,14 @@ def _token_client(user) -> APIClient:
     client = APIClient()
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def admin_browser(admin_user) -> Client:
+    """The admin site as a signed-in admin sees it."""
+    client = Client()
+    client.force_login(admin_user)
     return client
 
 

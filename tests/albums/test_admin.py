@@ -1,20 +1,12 @@
 """The operator console: lists with thumbnails, filters, bulk flag actions, no filesystem paths."""
 
 import pytest
-from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from albums.models import Image, ThumbnailJob
 from tests.factories import AlbumFactory, make_image
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_browser(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def test_image_changelist_has_thumbnails_filters_and_no_paths(admin_browser, media_root, settings):

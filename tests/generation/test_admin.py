@@ -4,7 +4,6 @@ import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from albums.models import AlbumType
 from generation import services
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.django_db
 
 TAROT_NAMES = ["The Fool", "The Magician", "The High Priestess", "The Empress", "The Emperor", "The Hierophant"]
 TAROT_ROWS = [{"name": name, "number": str(number)} for number, name in enumerate(TAROT_NAMES)]
-
-
-@pytest.fixture
-def admin_browser(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 @pytest.fixture

@@ -18,13 +18,6 @@ from tests.factories import AlbumFactory, UserFactory, make_image
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_browser(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
 class FormFields(HTMLParser):
     """What a browser would submit from one form of a page: its inputs, selects and textareas."""
 

@@ -3,19 +3,11 @@
 from html import unescape
 
 import pytest
-from django.test import Client
 
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
 from tests.legacy.helpers import run_import
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_browser(admin_user) -> Client:
-    client = Client()
-    client.force_login(admin_user)
-    return client
 
 
 def test_run_history_shows_counts_and_skipped_files(admin_browser, tree):
