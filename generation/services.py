@@ -42,6 +42,7 @@ from generation.sets import item_label, join_negative_prompts, render_set_prompt
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
+from imagineer.core.runtime_config import get_runtime_config
 from imagineer.core.slugs import unique_slug
 
 logger = get_logger(__name__)
@@ -77,17 +78,17 @@ def default_model() -> DiffusionModel:
 
 def model_defaults(model: DiffusionModel) -> dict[str, Any]:
     """Parameters a job gets when it does not say: the model's own, else the global defaults."""
-    globals_ = settings.IMAGINEER_GENERATION_DEFAULTS
+    globals_ = get_runtime_config().generation
     size = FAMILY_DEFAULT_SIZE[ModelFamily(model.family)]
     return {
-        "steps": model.default_steps or globals_["steps"],
+        "steps": model.default_steps or globals_.steps,
         "guidance_scale": model.default_guidance_scale
         if model.default_guidance_scale is not None
-        else globals_["guidance_scale"],
+        else globals_.guidance_scale,
         "width": model.default_width or size,
         "height": model.default_height or size,
-        "scheduler": model.default_scheduler or globals_["scheduler"],
-        "negative_prompt": model.default_negative_prompt or globals_["negative_prompt"],
+        "scheduler": model.default_scheduler or globals_.scheduler,
+        "negative_prompt": model.default_negative_prompt or globals_.negative_prompt,
     }
 
 
@@ -365,10 +366,10 @@ def _job_loras(entries: Sequence[dict[str, Any]]) -> list[tuple[Lora, float]]:
 
 
 def run_generation_job(job: GenerationJob) -> None:
-    """Job body: generate `count` images in batches of at most IMAGINEER_GENERATION_MAX_BATCH."""
+    """Job body: generate `count` images in batches of at most the runtime config's generation.max_batch."""
     model = job.model
     loras = _job_loras(job.loras)
-    batch = max(1, settings.IMAGINEER_GENERATION_MAX_BATCH)
+    batch = get_runtime_config().generation.max_batch
     chunks = [list(range(start, min(job.count, start + batch))) for start in range(0, job.count, batch)]
     progress = ThrottledProgress(job, job.steps * len(chunks))
     load = inference = save = 0.0
@@ -463,7 +464,7 @@ def start_set_run(
             theme=theme,
             model=model,
             parameters=parameters,
-            batch_size=batch_size or settings.IMAGINEER_SET_RUN_BATCH_SIZE,
+            batch_size=batch_size or get_runtime_config().generation.set_run_batch_size,
             total_items=len(parameters["items"]),
             progress_total=len(parameters["items"]),
             created_by=user if user is not None and user.is_authenticated else None,

@@ -48,7 +48,12 @@ app.conf.update(
     worker_hijack_root_logger=False,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
     beat_schedule={
-        "reap-stale-jobs": {"task": "imagineer.core.tasks.reap_stale_jobs", "schedule": 60.0},
+        # Expires: when no maintenance worker runs, beat must not pile up a reaper message a minute.
+        "reap-stale-jobs": {
+            "task": "imagineer.core.tasks.reap_stale_jobs",
+            "schedule": 60.0,
+            "options": {"expires": 55},
+        },
     },
 )
 
@@ -74,33 +79,86 @@ class QueueTimeLimits:
 
 
 app.conf.task_annotations = [QueueTimeLimits()]
-app.autodiscover_tasks(lambda: ["imagineer.core", "albums", "generation", "training", "labeling", "legacy"])
+app.autodiscover_tasks(
+    lambda: ["imagineer.core", "albums", "generation", "training", "labeling", "legacy", "imagineer.ops"]
+)
 
 
 @signals.worker_init.connect
+@signals.beat_init.connect
 def _refuse_unsafe_production(**kwargs) -> None:
+    """A worker or beat on unsafe production settings does not start.
+
+    Celery logs and swallows an Exception raised by a signal handler (the process would go on), so
+    the refusal is a SystemExit, which it lets through.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
     from imagineer.core.checks import refuse_unsafe_production
 
-    refuse_unsafe_production()
+    try:
+        refuse_unsafe_production()
+    except ImproperlyConfigured as exc:
+        import sys
+
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+@signals.before_task_publish.connect
+def _propagate_request_id(headers=None, **kwargs) -> None:
+    """Any task sent while a request (or a task) is served carries that request id in its headers."""
+    from imagineer.core.middleware import TASK_REQUEST_ID_HEADER, bound_request_id
+
+    if headers is not None and not headers.get(TASK_REQUEST_ID_HEADER):
+        request_id = bound_request_id()
+        if request_id:
+            headers[TASK_REQUEST_ID_HEADER] = request_id
+
+
+def _task_request_id(task) -> str:
+    """The request id a task's message carries (a custom header: an attribute of task.request)."""
+    from imagineer.core.middleware import TASK_REQUEST_ID_HEADER
+
+    request = getattr(task, "request", None)
+    if request is None:
+        return ""
+    value = getattr(request, TASK_REQUEST_ID_HEADER, None) or (request.headers or {}).get(TASK_REQUEST_ID_HEADER)
+    return str(value or "")
+
+
+# What was bound before a task started, restored after it: an eagerly applied task (task.apply()
+# inside a request or a test) must not wipe its caller's request id. In a worker it is empty.
+_outer_log_context: dict[str, tuple[dict, str]] = {}
 
 
 @signals.task_prerun.connect
 def _bind_task_context(task=None, task_id=None, **kwargs) -> None:
-    """Every log line of a task carries its name, id and the request id that enqueued it."""
+    """Every log line of a task carries its name, id and the request id that enqueued it.
+
+    The request id comes from the message header; a task run eagerly keeps its caller's; a task
+    sent outside any request has none, and its own task id stands in. The job id is bound where
+    the job is claimed (imagineer.core.jobs.run_job).
+    """
     import structlog
 
-    from imagineer.core.middleware import bind_request_id
+    from imagineer.core.middleware import bind_request_id, bound_request_id, clear_request_context
 
-    structlog.contextvars.clear_contextvars()
-    request_id = (getattr(task.request, "imagineer_request_id", None) or "") if task else ""
-    if not request_id and task is not None:
-        request_id = (task.request.headers or {}).get("imagineer_request_id", "") if task.request.headers else ""
-    bind_request_id(request_id or (task_id or ""))
+    outer_request_id = bound_request_id()
+    _outer_log_context[task_id or ""] = (structlog.contextvars.get_contextvars(), outer_request_id)
+    clear_request_context()
+    bind_request_id(_task_request_id(task) or outer_request_id or (task_id or ""))
     structlog.contextvars.bind_contextvars(task_name=getattr(task, "name", ""), task_id=task_id)
 
 
 @signals.task_postrun.connect
-def _clear_task_context(**kwargs) -> None:
+def _clear_task_context(task_id=None, **kwargs) -> None:
     import structlog
 
-    structlog.contextvars.clear_contextvars()
+    from imagineer.core.middleware import bind_request_id, clear_request_context
+
+    outer_fields, outer_request_id = _outer_log_context.pop(task_id or "", ({}, ""))
+    clear_request_context()
+    if outer_request_id:
+        bind_request_id(outer_request_id)
+    structlog.contextvars.bind_contextvars(**outer_fields)

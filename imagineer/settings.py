@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "training",
     "labeling",
     "legacy",
+    "imagineer.ops",
 ]
 
 MIDDLEWARE = [
@@ -186,6 +187,32 @@ IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD = env.float("IMAGINEER_NUDENET_SUGGESTIVE
 # next run writes again under the same names.
 IMAGINEER_LEGACY_IMPORT_BATCH = env.int("IMAGINEER_LEGACY_IMPORT_BATCH", default=200)
 
+# --- Operations (imagineer/ops) -------------------------------------------------------------
+# The runtime config file: operator-tunable defaults (imagineer/core/runtime_config.py). A missing
+# file means every default; docs/config.example.yaml lists every key.
+IMAGINEER_CONFIG = Path(env.str("IMAGINEER_CONFIG", default=str(DATA_DIR / "config.yaml")))
+# Disk alerts: the default threshold (the runtime config may change it), and where alerts go.
+IMAGINEER_DISK_ALERT_PERCENT = env.float("IMAGINEER_DISK_ALERT_PERCENT", default=85.0)
+# A Slack-compatible incoming webhook (a secret: it is a credential in its own URL). Empty: no webhook.
+IMAGINEER_ALERT_WEBHOOK_URL = env.str("IMAGINEER_ALERT_WEBHOOK_URL", default="")
+IMAGINEER_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("IMAGINEER_ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Directories of other deployments' parts that disk stats also watch (media subfolders are always).
+IMAGINEER_TRAINING_DIR = Path(env.str("IMAGINEER_TRAINING_DIR", default=str(DATA_DIR / "training")))
+IMAGINEER_SCRATCH_DIR = Path(env.str("IMAGINEER_SCRATCH_DIR", default=str(DATA_DIR / "scratch")))
+# Bug reports: submissions per admin (django-ratelimit rate).
+IMAGINEER_BUG_REPORT_RATE = env.str("IMAGINEER_BUG_REPORT_RATE", default="30/h")
+# Mail (alerts): console backend unless a deployment names SMTP through EMAIL_URL.
+_email = env.email("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "")
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="imagineer@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -275,6 +302,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two choice sets share the field name `status`: name each enum after what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "imagineer.core.models.JobStatus",
+        "BugReportStatusEnum": "imagineer.ops.models.bug_reports.BugReportStatus",
+    },
 }
 
 CSRF_FAILURE_VIEW = "imagineer.core.errors.csrf_failure"
@@ -330,9 +362,12 @@ IMAGINEER_JOB_HEARTBEAT_SECONDS = env.int("IMAGINEER_JOB_HEARTBEAT_SECONDS", def
 IMAGINEER_JOB_STALE_AFTER_SECONDS = env.int("IMAGINEER_JOB_STALE_AFTER_SECONDS", default=300)
 
 # --- Logging --------------------------------------------------------------------------------
+# docs/LOGGING.md. LOG_FORMAT: json (JSON lines, the production default) or console (readable).
+# LOG_LEVELS: per-logger levels, e.g. "celery=WARNING,imagineer.request=INFO".
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
-LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "console")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PRODUCTION else "console").lower()
 
-from imagineer.core.logging import build_logging_config  # noqa: E402  (needs the values above)
+from imagineer.core.logging import build_logging_config, parse_logger_levels  # noqa: E402  (needs the values above)
 
-LOGGING = build_logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
+LOG_LEVELS = parse_logger_levels(env.str("LOG_LEVELS", default=""))
+LOGGING = build_logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT, logger_levels=LOG_LEVELS)

@@ -3,10 +3,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from imagineer.core import health
+from imagineer.ops.admin.config import runtime_config_page
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("admin/ops/runtime-config/", admin.site.admin_view(runtime_config_page), name="ops-runtime-config"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -15,6 +17,7 @@ urlpatterns = [
     path("api/", include("albums.api.urls")),
     path("api/", include("generation.api.urls")),
     path("api/", include("labeling.api.urls")),
+    path("api/", include("imagineer.ops.api.urls")),
 ]
 
 handler400 = "imagineer.core.errors.handler400"

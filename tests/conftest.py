@@ -19,6 +19,18 @@ def media_root(settings, tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def runtime_config_file(settings, tmp_path) -> Path:
+    """Every test has its own runtime config path (no file: the defaults) and an empty config cache."""
+    from imagineer.core.runtime_config import store
+
+    path = tmp_path / "runtime-config.yaml"
+    settings.IMAGINEER_CONFIG = path
+    store.clear()
+    yield path
+    store.clear()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()  # rate-limit counters live in the cache
     yield

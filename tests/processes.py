@@ -139,3 +139,15 @@ def celery_worker(*, queues: str = "default,maintenance", media_root: Path) -> I
         except subprocess.TimeoutExpired:
             pass
         kill_tree(proc)
+
+
+def wait_for_final_job(job, timeout: float = 90, worker: OutputWatcher | None = None):
+    """Poll a job row until a worker process has ended it (succeeded, failed or cancelled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_final:
+            return job
+        time.sleep(0.25)
+    tail = "\n" + worker.text[-3000:] if worker is not None else ""
+    raise AssertionError(f"job still {job.status} after {timeout}s{tail}")

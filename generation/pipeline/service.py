@@ -192,10 +192,8 @@ def lora_local_path(lora: Lora) -> str:
 
     try:
         return default_storage.path(lora.file.name)
-    except NotImplementedError:  # remote storage: workers copy it to scratch
-        import tempfile
-
-        scratch = Path(tempfile.gettempdir()) / "imagineer-loras" / f"{lora.sha256}.safetensors"
+    except NotImplementedError:  # remote storage: workers copy it to scratch (purged by retention)
+        scratch = Path(settings.IMAGINEER_SCRATCH_DIR) / "loras" / f"{lora.sha256}.safetensors"
         if not scratch.exists():
             scratch.parent.mkdir(parents=True, exist_ok=True)
             with default_storage.open(lora.file.name, "rb") as src, open(scratch, "wb") as dst:

@@ -86,10 +86,17 @@ def _first_validation_message(detail: Any, prefix: str = "") -> str:
     """A readable one-line summary of DRF's nested validation errors."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            label = "" if key == "non_field_errors" else f"{prefix}{key}"
+            if not value:
+                continue
+            # An error about the whole object sits under non_field_errors: it keeps the object's path.
+            label = prefix.rstrip(".") if key == "non_field_errors" else f"{prefix}{key}"
             return _first_validation_message(value, f"{label}." if label else "")
-    if isinstance(detail, list) and detail:
-        return _first_validation_message(detail[0], prefix)
+    if isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if not item:
+                continue  # a list serializer's entry for a valid item
+            # A list serializer's errors line up with its items: name the item by its index.
+            return _first_validation_message(item, f"{prefix}{index}." if isinstance(item, dict) else prefix)
     field = prefix.rstrip(".")
     return f"{field}: {detail}" if field else str(detail)
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import TypeVar
 
+import structlog
 from celery import current_app
 from django.apps import apps
 from django.conf import settings
@@ -249,23 +250,24 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
     job = claim_job(model, job_id, task_id=task_id)
     if job is None:
         return None
-    log = logger.bind(job_type=model._meta.label, job_id=job.pk)
-    log.info("job.started")
-    try:
-        with heartbeat(job):
-            work(job)
-    except JobCancelled:
-        finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
-    except JobLost:
-        log.warning("job.lost", attempt=job.attempts)  # its fate was decided elsewhere (reaper)
-    except Exception as exc:  # noqa: BLE001 - the job must end failed, whatever went wrong
-        log.exception("job.failed")
-        finish_job(job, JobStatus.FAILED, describe_failure(exc))
-    else:
-        if model.objects.filter(pk=job.pk, cancel_requested=True).exists():
+    # Every log line of the job's work, whoever logs it, carries the job's type and id.
+    with structlog.contextvars.bound_contextvars(job_type=model._meta.label, job_id=job.pk):
+        logger.info("job.started")
+        try:
+            with heartbeat(job):
+                work(job)
+        except JobCancelled:
             finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
+        except JobLost:
+            logger.warning("job.lost", attempt=job.attempts)  # its fate was decided elsewhere (reaper)
+        except Exception as exc:  # noqa: BLE001 - the job must end failed, whatever went wrong
+            logger.exception("job.failed")
+            finish_job(job, JobStatus.FAILED, describe_failure(exc))
         else:
-            finish_job(job, JobStatus.SUCCEEDED)
+            if model.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
+            else:
+                finish_job(job, JobStatus.SUCCEEDED)
     return job
 
 

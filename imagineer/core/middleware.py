@@ -2,7 +2,10 @@
 
 The id is the client's X-Request-ID when it is sane (1-128 characters of letters, digits and
 `-_.:`), else a new uuid4 hex. It is bound to every log line of the request (structlog
-contextvars), returned in the X-Request-ID header and put in every error body.
+contextvars), returned in the X-Request-ID header and put in every error body, and carried into
+every Celery task sent meanwhile (header `imagineer_request_id`, see imagineer/celery.py). The
+request line: one per request, event "request", with method, path (no query string), status,
+duration_ms and user_id.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from imagineer.core.logging import get_logger
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The Celery message header that carries the request id into a task (imagineer/celery.py).
+TASK_REQUEST_ID_HEADER = "imagineer_request_id"
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="")
@@ -29,9 +34,20 @@ def current_request_id() -> str:
     return _request_id.get() or uuid.uuid4().hex
 
 
+def bound_request_id() -> str:
+    """The id of the request (or task) being served; "" outside any."""
+    return _request_id.get()
+
+
 def bind_request_id(request_id: str) -> None:
     _request_id.set(request_id)
     structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def clear_request_context() -> None:
+    """Forget the request id and every bound log field (end of a request or a task)."""
+    structlog.contextvars.clear_contextvars()
+    _request_id.set("")
 
 
 def accept_request_id(candidate: str | None) -> str:
@@ -45,22 +61,24 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        structlog.contextvars.clear_contextvars()
+        clear_request_context()
         request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id
         bind_request_id(request_id)
         started = time.monotonic()
-        response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
-        user = getattr(request, "user", None)
-        logger.info(
-            "request",
-            method=request.method,
-            path=request.path,
-            status=response.status_code,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            user_id=user.pk if user is not None and user.is_authenticated else None,
-        )
-        structlog.contextvars.clear_contextvars()
-        _request_id.set("")
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            # DRF authenticates in the view and sets request.user then, so token users count too.
+            user = getattr(request, "user", None)
+            logger.info(
+                "request",
+                method=request.method,
+                path=request.path,  # never the query string
+                status=response.status_code,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                user_id=user.pk if getattr(user, "is_authenticated", False) else None,
+            )
+        finally:
+            clear_request_context()
         return response

@@ -1,4 +1,5 @@
-"""Pluggable labelers, chosen by name; `IMAGINEER_LABELER` (default `auto`) picks the default.
+"""Pluggable labelers, chosen by name; the runtime config's `labeling.labeler` (default `auto`, or
+the `IMAGINEER_LABELER` setting) picks the default.
 
 `auto` means Claude whenever ANTHROPIC_API_KEY is set, else the offline NudeNet detector, so a
 fresh install can flag NSFW images with no key.
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from imagineer.core.runtime_config import get_runtime_config
 from labeling.labelers.base import Labeler, LabelerUnavailable, LabelingFailed, LabelResult
 from labeling.models import LabelerName
 
 
 def default_labeler_name() -> str:
-    configured = (settings.IMAGINEER_LABELER or "auto").lower()
+    configured = get_runtime_config().labeling.labeler
     if configured != "auto":
         return configured
     return LabelerName.CLAUDE if settings.ANTHROPIC_API_KEY else LabelerName.NUDENET
@@ -46,7 +48,7 @@ def build_labeler(name: str) -> Labeler:
 def labeler_source_model(name: str) -> str:
     """The model a labeler of this name uses now (recorded on runs and labels)."""
     if name == LabelerName.CLAUDE:
-        return settings.IMAGINEER_CLAUDE_MODEL
+        return get_runtime_config().labeling.claude_model
     from labeling.labelers.nudenet import NudeNetLabeler
 
     return NudeNetLabeler.source_model

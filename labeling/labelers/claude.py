@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 
 from albums.models import NsfwRating
+from imagineer.core.runtime_config import get_runtime_config
 from labeling.labelers.base import Labeler, LabelingFailed, LabelResult
 from labeling.models import LABEL_TEXT_MAX, TAG_TEXT_MAX, LabelerName
 
@@ -111,21 +112,24 @@ class ClaudeLabeler(Labeler):
         import anthropic  # build_labeler has checked that a key is set
 
         self._anthropic = anthropic
-        self.source_model = settings.IMAGINEER_CLAUDE_MODEL
+        # One snapshot of the runtime config per labeler (one per run): a run does not change
+        # model or limits halfway when an operator edits the file.
+        self.config = get_runtime_config().labeling
+        self.source_model = self.config.claude_model
         self.client = anthropic.Anthropic(
             api_key=settings.ANTHROPIC_API_KEY,
             base_url=settings.ANTHROPIC_BASE_URL or None,
-            timeout=settings.IMAGINEER_CLAUDE_TIMEOUT_SECONDS,
-            max_retries=settings.IMAGINEER_CLAUDE_MAX_RETRIES,
+            timeout=self.config.claude_timeout_seconds,
+            max_retries=self.config.claude_max_retries,
         )
 
     def label(self, image: PILImage.Image) -> LabelResult:
-        media_type, data = prepare_image(image, settings.IMAGINEER_CLAUDE_MAX_IMAGE_SIDE)
+        media_type, data = prepare_image(image, self.config.claude_max_image_side)
         anthropic = self._anthropic
         try:
             message = self.client.messages.create(
                 model=self.source_model,
-                max_tokens=settings.IMAGINEER_CLAUDE_MAX_TOKENS,
+                max_tokens=self.config.claude_max_tokens,
                 messages=[
                     {
                         "role": "user",
@@ -138,12 +142,12 @@ class ClaudeLabeler(Labeler):
             )
         except anthropic.APITimeoutError as exc:
             raise LabelingFailed(
-                f"Claude did not answer within {settings.IMAGINEER_CLAUDE_TIMEOUT_SECONDS} s "
-                f"(tried {settings.IMAGINEER_CLAUDE_MAX_RETRIES + 1} times)."
+                f"Claude did not answer within {self.config.claude_timeout_seconds} s "
+                f"(tried {self.config.claude_max_retries + 1} times)."
             ) from exc
         except anthropic.APIStatusError as exc:
             retried = exc.status_code == 429 or exc.status_code >= 500  # what the SDK retries
-            tries = f" (after {settings.IMAGINEER_CLAUDE_MAX_RETRIES} retries)" if retried else ""
+            tries = f" (after {self.config.claude_max_retries} retries)" if retried else ""
             raise LabelingFailed(f"The Claude API answered {exc.status_code}{tries}: {_api_message(exc)}") from exc
         except anthropic.APIConnectionError as exc:
             raise LabelingFailed("The Claude API could not be reached.") from exc
@@ -153,7 +157,7 @@ class ClaudeLabeler(Labeler):
         output_tokens = getattr(usage, "output_tokens", 0) or 0
         if message.stop_reason == "max_tokens":
             raise LabelingFailed(
-                f"Claude's answer was cut off at max_tokens ({settings.IMAGINEER_CLAUDE_MAX_TOKENS}): a partial answer.",
+                f"Claude's answer was cut off at max_tokens ({self.config.claude_max_tokens}): a partial answer.",
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
             )

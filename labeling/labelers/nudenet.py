@@ -1,7 +1,7 @@
 """NudeNet as a local, offline NSFW labeler (its ONNX detector ships inside the pip package).
 
 NudeNet 3.4 detects body parts ({class, score, box}); it has no safe/unsafe classifier, so the
-rating is derived from the classes found, by this rule (thresholds in settings, default 0.5):
+rating is derived from the classes found, by this rule (thresholds in the runtime config's labeling section, default 0.5):
 
 - EXPLICIT   exposed genitals or anus               (IMAGINEER_NUDENET_EXPLICIT_THRESHOLD)
 - ADULT      exposed female breasts or buttocks     (IMAGINEER_NUDENET_ADULT_THRESHOLD)
@@ -19,11 +19,11 @@ import threading
 from collections.abc import Iterable
 
 import numpy as np
-from django.conf import settings
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from albums.models import NsfwRating
+from imagineer.core.runtime_config import get_runtime_config
 from labeling.labelers.base import Labeler, LabelerUnavailable, LabelResult
 from labeling.models import LabelerName
 
@@ -39,10 +39,11 @@ _detector_lock = threading.Lock()
 
 def rate_detections(detections: Iterable[dict]) -> tuple[str, float | None]:
     """(rating, confidence) for NudeNet detections, by the rule in this module's docstring."""
+    config = get_runtime_config().labeling
     levels = (
-        (NsfwRating.EXPLICIT, EXPLICIT_CLASSES, settings.IMAGINEER_NUDENET_EXPLICIT_THRESHOLD),
-        (NsfwRating.ADULT, ADULT_CLASSES, settings.IMAGINEER_NUDENET_ADULT_THRESHOLD),
-        (NsfwRating.SUGGESTIVE, SUGGESTIVE_CLASSES, settings.IMAGINEER_NUDENET_SUGGESTIVE_THRESHOLD),
+        (NsfwRating.EXPLICIT, EXPLICIT_CLASSES, config.nudenet_explicit_threshold),
+        (NsfwRating.ADULT, ADULT_CLASSES, config.nudenet_adult_threshold),
+        (NsfwRating.SUGGESTIVE, SUGGESTIVE_CLASSES, config.nudenet_suggestive_threshold),
     )
     detections = list(detections)
     for rating, classes, threshold in levels:

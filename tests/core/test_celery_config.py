@@ -1,5 +1,7 @@
 """The Celery app: queues, routes by task, late acks, per-queue time limits, beat schedule."""
 
+import pytest
+
 from imagineer.celery import QUEUES, app, queue_for_task
 
 
@@ -37,3 +39,25 @@ def test_each_task_gets_its_queues_time_limits(settings):
 def test_beat_runs_the_stale_job_reaper_from_the_database_scheduler():
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
     assert app.conf.beat_schedule["reap-stale-jobs"]["task"] == "imagineer.core.tasks.reap_stale_jobs"
+    entry = app.conf.beat_schedule["reap-stale-jobs"]
+    # A reaper message nobody consumed expires before the next one is sent: no backlog without a worker.
+    assert 0 < entry["options"]["expires"] < entry["schedule"]
+
+
+def test_worker_and_beat_refuse_an_unsafe_production_setup(settings, capsys):
+    """Not only logged: Celery swallows a handler's Exception, so the process must really exit."""
+    from celery import signals
+
+    from imagineer.celery import _refuse_unsafe_production
+
+    for signal in (signals.worker_init, signals.beat_init):
+        assert _refuse_unsafe_production in [receiver() for _, receiver in signal.receivers]
+    _refuse_unsafe_production()  # development settings: nothing to refuse
+
+    settings.IMAGINEER_ENV = "production"
+    settings.IS_PRODUCTION = True
+    settings.SECRET_KEY = settings.INSECURE_DEFAULT_SECRET_KEY
+    with pytest.raises(SystemExit) as exit_:
+        signals.beat_init.send(sender=None)  # through Celery's dispatch, which swallows Exceptions
+    assert exit_.value.code == 1
+    assert "Refusing to start in production" in capsys.readouterr().err

@@ -1,7 +1,5 @@
 """A real Celery worker process runs a job end to end (filesystem broker on SQLite, Redis on PostgreSQL)."""
 
-import time
-
 import pytest
 from django.core.files.storage import default_storage
 
@@ -10,19 +8,9 @@ from albums.models import ThumbnailJob
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
 from tests.factories import make_image
-from tests.processes import celery_worker
+from tests.processes import celery_worker, wait_for_final_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def wait_final(job: ThumbnailJob, timeout: float = 90) -> ThumbnailJob:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.is_final:
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job still {job.status} after {timeout}s")
 
 
 def test_thumbnail_job_runs_on_a_real_worker(media_root):
@@ -30,7 +18,7 @@ def test_thumbnail_job_runs_on_a_real_worker(media_root):
     old_thumbnails = [image.thumbnail.name for image in images]
     with celery_worker(media_root=media_root) as worker:
         job = services.start_thumbnail_rebuild([image.pk for image in images])
-        job = wait_final(job)
+        job = wait_for_final_job(job, worker=worker)
         assert job.status == JobStatus.SUCCEEDED, (job.error_message, worker.text[-2000:])
     assert job.rebuilt_count == 2 and job.progress_current == 2
     assert job.celery_task_id and job.worker and job.attempts == 1
