@@ -201,8 +201,10 @@ IMAGINEER_TRAINING_DIR = Path(env.str("IMAGINEER_TRAINING_DIR", default=str(DATA
 IMAGINEER_SCRATCH_DIR = Path(env.str("IMAGINEER_SCRATCH_DIR", default=str(DATA_DIR / "scratch")))
 # Bug reports: submissions per admin (django-ratelimit rate).
 IMAGINEER_BUG_REPORT_RATE = env.str("IMAGINEER_BUG_REPORT_RATE", default="30/h")
-# Mail (alerts): console backend unless a deployment names SMTP through EMAIL_URL.
-_email = env.email("EMAIL_URL", default="consolemail://")
+# Mail (alerts): EMAIL_URL names the backend, e.g. smtp+tls://user:password@host:587. Development
+# prints mail to the console; production never does (a whole e-mail, recipients included, would
+# land in the log) and sends none until EMAIL_URL is set (a deploy check warns).
+_email = env.email("EMAIL_URL", default="dummymail://" if IS_PRODUCTION else "consolemail://")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST", "")
 EMAIL_PORT = _email.get("EMAIL_PORT") or 25

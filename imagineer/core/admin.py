@@ -45,10 +45,15 @@ class JobAdmin(admin.ModelAdmin):
             request, f"{verb} {done} job(s); {refused} were not in a state that allows it.", messages.INFO
         )
 
-    @admin.action(description="Cancel selected jobs")
+    def has_operate_permission(self, request) -> bool:
+        """Cancel/retry: staff allowed to change this kind of job (the pages stay read-only)."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description="Cancel selected jobs", permissions=["operate"])
     def cancel_jobs(self, request, queryset):
         self._apply(request, queryset, jobs.cancel_job, "Cancelled")
 
-    @admin.action(description="Retry selected failed/cancelled jobs")
+    @admin.action(description="Retry selected failed/cancelled jobs", permissions=["operate"])
     def retry_jobs(self, request, queryset):
         self._apply(request, queryset, jobs.retry_job, "Requeued")

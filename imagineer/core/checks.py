@@ -54,6 +54,22 @@ def check_production_settings(app_configs=None, **kwargs) -> list[checks.CheckMe
                 id="imagineer.E004",
             )
         )
+    if settings.EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+        errors.append(
+            checks.Error(
+                "The console mail backend prints whole e-mails, recipients included, to the log.",
+                hint="Set EMAIL_URL=smtp+tls://USER:PASSWORD@HOST:587 (or dummymail:// to send none).",
+                id="imagineer.E006",
+            )
+        )
+    elif settings.EMAIL_BACKEND == "django.core.mail.backends.dummy.EmailBackend":
+        errors.append(
+            checks.Warning(
+                "No mail backend: disk alerts go to the webhook only (if one is set).",
+                hint="Set EMAIL_URL=smtp+tls://USER:PASSWORD@HOST:587.",
+                id="imagineer.W001",
+            )
+        )
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         errors.append(
             checks.Error(
@@ -71,3 +87,18 @@ def refuse_unsafe_production() -> None:
     if errors:
         lines = [f"{e.id}: {e.msg} {e.hint}" for e in errors]
         raise ImproperlyConfigured("Refusing to start in production:\n" + "\n".join(lines))
+
+
+@checks.register()
+def check_runtime_config_environment(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Settings that feed the runtime config (IMAGINEER_GENERATION_STEPS, ...) must be in its ranges."""
+    from imagineer.core.runtime_config import environment_problems
+
+    return [
+        checks.Error(
+            f"The environment gives the runtime config key {key} an invalid value: {reason}.",
+            hint="Fix the setting that feeds this key (docs/CONFIG.md lists them) or set the key in the config file.",
+            id="imagineer.E007",
+        )
+        for key, reason in environment_problems().items()
+    ]

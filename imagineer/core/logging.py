@@ -102,8 +102,34 @@ def _settings_paths() -> tuple[tuple[str, str], ...]:
         return ()
     return (
         (str(getattr(settings, "MEDIA_ROOT", "")), "<media>"),
+        (str(getattr(settings, "IMAGINEER_MODELS_DIR", "")), "<models>"),
+        (str(getattr(settings, "IMAGINEER_SCRATCH_DIR", "")), "<scratch>"),
+        (str(getattr(settings, "IMAGINEER_TRAINING_DIR", "")), "<training>"),
+        (str(getattr(settings, "IMAGINEER_CONFIG", "")), "<config>"),
         (str(getattr(settings, "DATA_DIR", "")), "<data>"),
         (str(getattr(settings, "BASE_DIR", "")), "<app>"),
+    )
+
+
+# Settings whose values are credentials: the literal value never appears in a line, whatever
+# shape it has (a webhook URL of any provider, an SMTP password, an API key).
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_CLIENT_SECRET",
+    "EMAIL_HOST_PASSWORD",
+    "IMAGINEER_ALERT_WEBHOOK_URL",
+)
+
+
+def _settings_secrets() -> tuple[str, ...]:
+    from django.conf import settings
+
+    if not settings.configured:
+        return ()
+    # Short values would redact ordinary words; real credentials are long.
+    return tuple(
+        value for name in SECRET_SETTINGS if len(value := str(getattr(settings, name, "") or "")) >= 12
     )
 
 
@@ -146,6 +172,9 @@ def _redact_secret_pair(match: re.Match) -> str:
 
 def scrub_text(value: str) -> str:
     """Free text (a message, a traceback, any string field) with everything sensitive replaced."""
+    for secret in _settings_secrets():
+        if secret in value:
+            value = value.replace(secret, REDACTED)
     value = _scrub_paths(value)
     if "@" in value and "://" in value:
         value = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", value)
@@ -243,6 +272,9 @@ def build_logging_config(*, level: str, fmt: str, logger_levels: dict[str, str] 
         # Django logs every 4xx/5xx itself; our request line already says it.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO: a webhook URL is a credential.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     }
     for name, logger_level in (logger_levels or {}).items():
         loggers.setdefault(name, {})["level"] = logger_level

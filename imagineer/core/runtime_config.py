@@ -178,6 +178,15 @@ def environment_defaults() -> dict[str, Any]:
     }
 
 
+def environment_problems() -> dict[str, str]:
+    """Keys the environment layer alone gives invalid values ({} when it is fine): a system check."""
+    try:
+        RuntimeConfig.model_validate(environment_defaults())
+    except ValidationError as exc:
+        return _describe_errors(exc)
+    return {}
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -197,6 +206,8 @@ def parse_config(text: str, env_defaults: dict[str, Any]) -> RuntimeConfig:
     """Validate YAML text over the environment layer; RuntimeConfigInvalid naming each bad key."""
     try:
         document = yaml.safe_load(text)
+    except RecursionError:
+        raise RuntimeConfigInvalid("The config file nests too deeply.", details={"(file)": "too deep"}) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -230,8 +241,10 @@ class _FileStamp:
     def of(cls, path: Path) -> _FileStamp | None:
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError:
+            return cls(-1, -1, -1)  # there but not statable (permissions): reading it fails and is reported
         return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
     @property
@@ -329,8 +342,13 @@ class RuntimeConfigStore:
         self._rejected_stamp = stamp
         self._last_error = error
         if self._config is None:
-            # Nothing good was ever loaded in this process: run on the defaults rather than not at all.
-            self._config = RuntimeConfig.model_validate(env)
+            # Nothing good was ever loaded in this process: run on the defaults rather than not at all
+            # (the built-in ones when the environment layer is itself out of range: the system
+            # check `imagineer.E007` names that setting at start-up).
+            try:
+                self._config = RuntimeConfig.model_validate(env)
+            except ValidationError:
+                self._config = RuntimeConfig()
             self._loaded_at = datetime.now(tz=UTC)
             self._loaded_stamp = None
             self._loaded_path = self.path

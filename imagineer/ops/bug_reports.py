@@ -35,6 +35,9 @@ from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.ops.models import BugReport, BugReportStatus
 
+# The client payload fields, large and only read on a report's own page: lists defer them.
+PAYLOAD_BLOBS = ("environment", "client_meta", "app_state", "recent_logs", "network_events")
+
 logger = get_logger(__name__)
 
 # --- Limits (docs/BUG_REPORTS.md lists them; the serializer applies the per-field ones) ----------

@@ -19,6 +19,7 @@ PRODUCTION_ENV = {
     "REDIS_URL": "redis://redis.internal:6379/1",
     "ALLOWED_HOSTS": "imagineer.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://imagineer.example.com",
+    "EMAIL_URL": "smtp+tls://alerts:pw@smtp.example.com:587",
 }
 
 
@@ -57,6 +58,7 @@ def test_check_deploy_is_clean_with_documented_production_env(tmp_path):
         ({"SECRET_KEY": ""}, "imagineer.E003", "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "imagineer.E003", "SECRET_KEY"),
         ({"CELERY_BROKER_URL": ""}, "imagineer.E005", "CELERY_BROKER_URL=redis://"),
+        ({"EMAIL_URL": "consolemail://"}, "imagineer.E006", "EMAIL_URL=smtp+tls://"),
     ],
 )
 def test_production_refuses_unsafe_settings(tmp_path, override, check_id, hint):
@@ -66,6 +68,13 @@ def test_production_refuses_unsafe_settings(tmp_path, override, check_id, hint):
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert check_id in output and hint in output
+
+
+def test_production_without_email_url_sends_no_mail_and_warns(tmp_path):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "EMAIL_URL"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, tmp_path=tmp_path)
+    assert result.returncode != 0 and "imagineer.W001" in result.stdout + result.stderr
+    assert manage("check", env=env, tmp_path=tmp_path).returncode == 0  # a warning, not a refusal
 
 
 def test_wsgi_refuses_to_start_with_sqlite_in_production(tmp_path):

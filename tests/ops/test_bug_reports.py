@@ -395,6 +395,19 @@ def test_list_shows_reports_without_their_payload(admin_client_api):
     assert "recent_logs" not in row and "network_events" not in row
 
 
+def test_lists_do_not_load_the_payloads(admin_client_api, admin_browser):
+    """A report's logs, network events and state can be megabytes: the list pages never read them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    submit(admin_client_api)
+    for client, url in ((admin_client_api, URL), (admin_browser, "/admin/ops/bugreport/")):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        selects = [q["sql"] for q in queries.captured_queries if '"ops_bugreport"' in q["sql"] and "SELECT" in q["sql"]]
+        assert selects and not any("recent_logs" in sql or "network_events" in sql for sql in selects), selects
+
+
 def test_list_filters_by_status(admin_client_api):
     open_report = submit(admin_client_api)
     resolved = submit(admin_client_api)

@@ -511,3 +511,18 @@ def test_alert_text_names_labels_not_paths(tree, disk_at, webhook, mailoutbox):
     disk.take_snapshot()
     for text in (webhook.posts[0]["text"], mailoutbox[0].body, mailoutbox[0].subject):
         assert str(tree) not in text
+
+
+def test_no_log_line_carries_the_webhook_url(tree, disk_at, webhook, mailoutbox, settings):
+    """The URL of an incoming webhook is its credential, whatever the provider's URL shape."""
+    from tests.core.test_log_pii_scan import Capture
+
+    port = webhook.server_address[1]
+    settings.IMAGINEER_ALERT_WEBHOOK_URL = f"http://127.0.0.1:{port}/hooks/sentinel-hook-token-4f9a2c"
+    disk_at(90)
+    with Capture() as captured:
+        disk.take_snapshot()
+    assert len(webhook.posts) == 1 and len(mailoutbox) == 1
+    text = captured.text()
+    assert "disk.alert" in text  # the alert was logged ...
+    assert "sentinel-hook-token-4f9a2c" not in text and "ops@example.com" not in text  # ... without URL or address

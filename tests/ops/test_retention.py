@@ -9,6 +9,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
@@ -267,7 +268,11 @@ def test_orphaned_media_works_through_the_storage_api_alone(db, settings):
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
     image = make_image()
     orphan = default_storage.save("images/2020/01/orphan.png", ContentFile(b"o" * 77))
-    run = purge(make_policy(RetentionTarget.ORPHANED_MEDIA, max_age_days=0))
+    # In-memory files are as old as this test: purge as if two days had passed.
+    policy = make_policy(RetentionTarget.ORPHANED_MEDIA, max_age_days=1)
+    later = timezone.now() + timedelta(days=2)
+    with mock.patch("imagineer.ops.retention.runs.timezone.now", return_value=later):
+        run = purge(policy)
     assert (run.status, run.files_removed, run.bytes_freed) == (JobStatus.SUCCEEDED, 1, 77), (
         run.error_message,
         run.details,
@@ -449,6 +454,43 @@ def test_admin_run_now_creates_and_sends_runs(admin_browser, sent):
     assert [name for name, _ in sent] == ["imagineer.ops.tasks.run_purge"] * 2
 
 
+def test_staff_who_may_only_view_policies_cannot_start_a_purge(client, sent):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import UserFactory
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_retentionpolicy"), Permission.objects.get(codename="view_purgerun")
+    )
+    client.force_login(viewer)
+    policy = make_policy(RetentionTarget.BUG_REPORTS)
+    page = client.get("/admin/ops/retentionpolicy/").content.decode()
+    assert page and "run_now" not in page  # the actions are not offered ...
+    for action in ("run_now", "dry_run_now"):
+        client.post("/admin/ops/retentionpolicy/", {"action": action, "_selected_action": [policy.pk]})
+    assert not PurgeRun.objects.exists() and sent == []  # ... and posting them anyway does nothing
+
+    # Nor cancel or retry someone else's purge run (JobAdmin's actions need the change permission).
+    run = PurgeRun.objects.create(policy=policy, target=policy.target, max_age_days=1)
+    client.post("/admin/ops/purgerun/", {"action": "cancel_jobs", "_selected_action": [run.pk]})
+    run.refresh_from_db()
+    assert run.status == JobStatus.QUEUED and not run.cancel_requested
+
+
+def test_a_zero_day_policy_is_refused(admin_browser):
+    from django.db import IntegrityError, transaction
+
+    response = admin_browser.post(
+        "/admin/ops/retentionpolicy/add/",
+        {"name": "Everything now", "target": RetentionTarget.BUG_REPORTS, "max_age_days": "0", "enabled": "on"},
+    )
+    assert response.status_code == 200 and b"greater than or equal to 1" in response.content
+    assert not RetentionPolicy.objects.filter(name="Everything now").exists()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RetentionPolicy.objects.create(name="Everything now", target=RetentionTarget.BUG_REPORTS, max_age_days=0)
+
+
 def test_admin_new_policy_gets_its_schedule_and_default_age(admin_browser):
     response = admin_browser.post(
         "/admin/ops/retentionpolicy/add/",
@@ -569,3 +611,18 @@ def test_purge_runs_on_a_real_worker(db, media_root):
     assert (run.rows_removed, run.files_removed, run.bytes_freed) == (1, 1, 40)
     assert not BugReport.objects.exists() and not default_storage.exists(shot)
     assert str(media_root) not in worker.text
+
+
+def test_orphaned_media_never_touches_what_is_not_an_app_media_folder(db, media_root, settings):
+    """A deployment that puts its data dir, model cache or config under the media root loses nothing."""
+    models_dir = media_root / "models" / "tiny-sd"
+    kept = [
+        write(models_dir / "model_index.json", days=100),
+        write(media_root / "config.yaml", days=100),
+        write(media_root / "imagineer.sqlite3", days=100),
+    ]
+    orphan = write(media_root / "images" / "2020" / "orphan.png", days=100)
+    run = purge(make_policy(RetentionTarget.ORPHANED_MEDIA))
+    assert run.status == JobStatus.SUCCEEDED, run.error_message
+    assert not orphan.exists() and all(path.exists() for path in kept)
+    assert run.files_removed == 1

@@ -265,3 +265,28 @@ def test_admin_page_needs_staff(client, plain_user):
 def test_admin_index_links_the_operations_pages(admin_browser):
     page = admin_browser.get("/admin/").content.decode()
     assert 'href="/admin/ops/runtime-config/"' in page and 'href="/admin/ops/disksnapshot/usage/"' in page
+
+
+def test_an_out_of_range_environment_setting_is_named_at_start_up_and_never_breaks_reads(runtime_config_file, settings):
+    from imagineer.core.checks import check_runtime_config_environment
+
+    assert check_runtime_config_environment() == []
+    settings.IMAGINEER_GENERATION_MAX_BATCH = 0  # the environment layer alone is invalid
+    (problem,) = check_runtime_config_environment()
+    assert problem.id == "imagineer.E007" and "generation.max_batch" in problem.msg
+    config = get_runtime_config()  # no exception: the built-in defaults
+    assert config.generation.max_batch == 4
+    assert "generation.max_batch" in store.stats()["last_error"]["details"]
+    write(runtime_config_file, "generation:\n  max_batch: 2\n")  # the file may fix it
+    assert get_runtime_config().generation.max_batch == 2
+
+
+def test_an_unreadable_or_absurd_file_keeps_the_last_good_config(runtime_config_file):
+    write(runtime_config_file, "generation:\n  steps: 21\n")
+    assert get_runtime_config().generation.steps == 21
+    write(runtime_config_file, "a: " + "[" * 5000 + "]" * 5000 + "\n", bump_ns=2_000_000_000)  # nests too deep
+    assert get_runtime_config().generation.steps == 21
+    runtime_config_file.unlink()
+    runtime_config_file.mkdir()  # a directory where the file should be: unreadable
+    assert get_runtime_config().generation.steps == 21
+    assert store.stats()["last_error"]["message"] == "The config file cannot be read."

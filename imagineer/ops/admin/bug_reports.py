@@ -45,6 +45,13 @@ class BugReportAdmin(admin.ModelAdmin):
     search_help_text = "Report id, description, request id, or the submitter's username or email."
     date_hierarchy = "created_at"
     list_per_page = 50
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.resolver_match and request.resolver_match.url_name == "ops_bugreport_changelist":
+            queryset = queryset.defer(*bug_reports.PAYLOAD_BLOBS)  # megabytes per report, unused in the list
+        return queryset
+
     actions = ["mark_triaged", "mark_resolved", "mark_wont_fix"]  # and the site-wide delete
     readonly_fields = PAYLOAD_FIELDS
     fieldsets = [

@@ -14,7 +14,7 @@ from imagineer.ops.models import PurgeRun, RetentionPolicy
 
 class RetentionPolicyForm(forms.ModelForm):
     max_age_days = forms.IntegerField(
-        min_value=0,
+        min_value=1,  # 0 would make the cutoff "now": everything the target covers
         required=False,
         help_text="Only what is older than this many days is removed. Empty: the runtime config's default for the target.",
     )
@@ -130,11 +130,12 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    @admin.action(description="Run now (as the policy says: dry run or not)")
+    # A purge deletes data: only staff allowed to change policies may start one.
+    @admin.action(description="Run now (as the policy says: dry run or not)", permissions=["change"])
     def run_now(self, request, queryset):
         self._start(request, queryset, dry_run=None)
 
-    @admin.action(description="Dry run now (count what would go, remove nothing)")
+    @admin.action(description="Dry run now (count what would go, remove nothing)", permissions=["change"])
     def dry_run_now(self, request, queryset):
         self._start(request, queryset, dry_run=True)
 

@@ -63,6 +63,13 @@ class BugReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     filterset_fields = ["status"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list":
+            # A report's client payload can be megabytes: a page of the list loads none of it.
+            queryset = queryset.defer(*bug_reports.PAYLOAD_BLOBS)
+        return queryset
+
     def get_serializer_class(self):
         return BugReportListSerializer if self.action == "list" else BugReportDetailSerializer
 

@@ -29,6 +29,7 @@ from imagineer.core.logging import get_logger
 from imagineer.core.runtime_config import get_runtime_config
 from imagineer.ops.disk.alerts import send_alerts, update_alert_states
 from imagineer.ops.disk.walk import measure_tree
+from imagineer.ops.media import MEDIA_SUBFOLDERS
 from imagineer.ops.models import DiskSnapshot
 
 # The package's name, as before it was split into modules: log filters key on it.
@@ -40,10 +41,8 @@ STALE_AFTER_SCHEDULES = 2  # a snapshot older than two schedule periods means be
 REFRESH_DEDUPE_SECONDS = 60  # "refresh" pressed twice within this queues one snapshot
 _REFRESH_KEY = "ops:disk:refresh-requested"
 
-# Media subfolders the apps write (albums: images/ thumbnails/, generation: loras/, legacy: legacy/,
-# bug reports: bug_reports/). Always listed, so charts keep their rows; other subfolders found in the
-# media root are listed after them while they exist.
-MEDIA_SUBFOLDERS = ("images", "thumbnails", "loras", "legacy", "bug_reports")
+# The media subfolders (imagineer/ops/media.py) are always listed, so charts keep their rows; other
+# subfolders found in the media root are listed after them while they exist.
 SCRAPED_LABEL = "scraped_images"  # scraped images live in media/images: counted from their rows
 
 

@@ -1,5 +1,6 @@
 """Retention: what may be deleted after how long, and the runs that did it."""
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from imagineer.core.models import AbstractJob
@@ -19,7 +20,9 @@ class RetentionPolicy(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     target = models.CharField(max_length=32, choices=RetentionTarget.choices)
-    max_age_days = models.PositiveIntegerField(help_text="Only what is older than this many days is removed.")
+    max_age_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1)], help_text="Only what is older than this many days is removed."
+    )
     enabled = models.BooleanField(default=True)
     dry_run = models.BooleanField(
         default=False, help_text="Count what would be removed, remove nothing (the last run result says what)."
@@ -45,6 +48,10 @@ class RetentionPolicy(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "retention policies"
+        constraints = [
+            # 0 days would put the cutoff at "now" and remove everything the target covers.
+            models.CheckConstraint(condition=models.Q(max_age_days__gte=1), name="retention_max_age_at_least_one_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_target_display()}, {self.max_age_days} d)"

@@ -26,6 +26,7 @@ from django.utils import timezone
 from albums import services as albums_services
 from albums.models import AlbumImage, Image, ImageSource
 from imagineer.core import jobs
+from imagineer.ops.media import MEDIA_SUBFOLDERS
 from imagineer.ops.models import BugReport, DiskSnapshot, PurgeRun, RetentionTarget
 
 BATCH = 200  # removals between progress reports (each one checks for a cancel)
@@ -207,8 +208,10 @@ def _storage_names(folder: str = "") -> Iterator[str]:
 
 class _OrphanedMedia(Target):
     def candidates(self) -> Iterator[Candidate]:
+        # Only the folders the app writes media into: anything else under the media root (a data
+        # dir, model cache or config file that a deployment put there) is never a candidate.
         names: list[str] = []
-        for name in _storage_names():
+        for name in (found for folder in MEDIA_SUBFOLDERS for found in _storage_names(folder)):
             names.append(name)
             if len(names) >= BATCH:
                 yield from self._old_and_unreferenced(names)
