@@ -128,9 +128,7 @@ def _settings_secrets() -> tuple[str, ...]:
     if not settings.configured:
         return ()
     # Short values would redact ordinary words; real credentials are long.
-    return tuple(
-        value for name in SECRET_SETTINGS if len(value := str(getattr(settings, name, "") or "")) >= 12
-    )
+    return tuple(value for name in SECRET_SETTINGS if len(value := str(getattr(settings, name, "") or "")) >= 12)
 
 
 @functools.lru_cache(maxsize=32)
@@ -236,6 +234,17 @@ def parse_logger_levels(text: str) -> dict[str, str]:
     return levels
 
 
+def add_request_user(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: every line of a request names its user id, once the user is known."""
+    if "user_id" not in event_dict:
+        from imagineer.core.middleware import authenticated_user_id
+
+        user_id = authenticated_user_id()
+        if user_id is not None:
+            event_dict["user_id"] = user_id
+    return event_dict
+
+
 def build_logging_config(*, level: str, fmt: str, logger_levels: dict[str, str] | None = None) -> dict[str, Any]:
     """dictConfig for Django's LOGGING, and structlog configured to feed into it.
 
@@ -253,6 +262,7 @@ def build_logging_config(*, level: str, fmt: str, logger_levels: dict[str, str] 
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        add_request_user,
         # log.info("x %s", value) from structlog: merged here, so redaction sees the final text
         # (plain logging calls arrive with their message already merged: record.getMessage()).
         structlog.stdlib.PositionalArgumentsFormatter(),

@@ -338,3 +338,19 @@ def test_request_id_reaches_the_task_log_lines_on_a_real_worker(media_root, admi
     (reaped,) = _worker_lines(worker, "job.reaped")
     assert "request_id=req-plain-task-2" in reaped and "task_name=imagineer.core.tasks.reap_stale_jobs" in reaped
     assert token.key not in worker.text and str(media_root) not in worker.text
+
+
+@pytest.mark.django_db
+def test_every_line_of_a_request_names_its_user_once_known(admin_client_api, admin_user):
+    """Not only the request line: a line a service writes during the view carries user_id too."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.core.test_log_pii_scan import Capture
+    from tests.factories import image_bytes
+
+    payload = {"file": SimpleUploadedFile("x.png", image_bytes("PNG", size=(32, 32)), content_type="image/png")}
+    with Capture() as captured:
+        assert admin_client_api.post("/api/images/", payload, format="multipart").status_code == 201
+    lines = {line["event"]: line for line in captured.json_lines()}
+    assert lines["image.stored"]["user_id"] == admin_user.pk  # written inside the view
+    assert lines["request"]["user_id"] == admin_user.pk
