@@ -6,6 +6,11 @@ through the API in process (APIClient: routing, token auth, query-parameter vali
 an admin and as an anonymous caller, and reported in ms and as a ratio to that baseline. The query
 count of each call is measured at 10,000 labels and again at 1,000,000: it must be the same.
 
+The per-text figures come from the label-text tally (labeling/tally.py), which triggers keep up on
+every write; its costs are measured too: the first compaction after seeding (1M pending deltas),
+and writes with the triggers against the same writes with them disabled (each in a transaction
+that is rolled back, so the timed reads above are not affected).
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/imagineer_bench .venv/bin/python bench/label_analytics.py
 
 The database named in DATABASE_URL is dropped and created again (its name must contain "bench"),
@@ -91,6 +96,8 @@ def recreate_database(url: str) -> None:
 def seed(images: int, labels: int) -> dict[str, float]:
     """Fill the (migrated, empty) database; return how long each step took."""
     from django.db import connection
+
+    from labeling.tally import compact_label_tallies, rebuild_label_tallies
 
     albums = max(10, images // 100)
     timings: dict[str, float] = {}
@@ -207,6 +214,12 @@ def seed(images: int, labels: int) -> dict[str, float]:
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
         timings["labels"] = time.perf_counter() - started
         started = time.perf_counter()
+        compact_label_tallies()  # what the first analytics read would otherwise do
+        timings["first tally compaction"] = time.perf_counter() - started
+        started = time.perf_counter()
+        rebuild_label_tallies()  # what the migration's backfill does on an existing database
+        timings["tally rebuild"] = time.perf_counter() - started
+        started = time.perf_counter()
         cur.execute("VACUUM ANALYZE")
         timings["vacuum analyze"] = time.perf_counter() - started
     return timings
@@ -249,6 +262,72 @@ def baseline_ms() -> float:
         cur.execute("SELECT count(*) FROM labeling_label")
         cur.fetchone()
         return (time.perf_counter() - started) * 1000
+
+
+def _insert_select(images: int, count: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO labeling_label (image_id, text, text_key, label_type, confidence, source,
+                source_model, created_at)
+            SELECT 1 + g %% %s, 'bench write ' || (g %% 5000),
+                encode(sha256(convert_to('bench write ' || (g %% 5000), 'UTF8')), 'hex'), 'tag', 0.9,
+                'claude', 'bench', now()
+            FROM generate_series(0, %s - 1) g
+            """,
+            [images, count],
+        )
+
+
+def _worker_batches(images: int, batches: int) -> None:
+    """What a labeling worker does per image: one bulk_create of its ~10 tags."""
+    from labeling.models import Label, LabelSource, LabelType, label_text_key
+
+    for n in range(batches):
+        texts = [f"bench worker tag {(n + k) % 500}" for k in range(10)]
+        Label.objects.bulk_create(
+            Label(
+                image_id=1 + (n * 7919) % images,
+                text=text,
+                text_key=label_text_key(text),
+                label_type=LabelType.TAG,
+                source=LabelSource.CLAUDE,
+            )
+            for text in texts
+        )
+
+
+def write_cost(images: int, rounds: int = 3) -> list[tuple[str, float, float, float]]:
+    """(what, median s without the triggers, with them, compacting what they appended)."""
+    from django.db import connection, transaction
+
+    from labeling.tally import compact_label_tallies
+
+    writes = [
+        ("INSERT ... SELECT of 100,000 labels (one statement)", lambda: _insert_select(images, 100_000)),
+        ("1,000 bulk_create of 10 labels each (a labeling worker's pattern)", lambda: _worker_batches(images, 1_000)),
+    ]
+    results = []
+    for name, write in writes:
+        samples: dict[str, list[float]] = {"off": [], "on": [], "compact": []}
+        for _ in range(rounds):
+            for triggers in (False, True):
+                with transaction.atomic():
+                    if not triggers:
+                        with connection.cursor() as cur:
+                            cur.execute("ALTER TABLE labeling_label DISABLE TRIGGER USER")
+                    started = time.perf_counter()
+                    write()
+                    samples["on" if triggers else "off"].append(time.perf_counter() - started)
+                    if triggers:
+                        started = time.perf_counter()
+                        compact_label_tallies()
+                        samples["compact"].append(time.perf_counter() - started)
+                    transaction.set_rollback(True)
+        results.append((name, *(statistics.median(samples[k]) for k in ("off", "on", "compact"))))
+    return results
 
 
 def main() -> None:
@@ -338,6 +417,12 @@ def main() -> None:
         small, big = small_counts[(name, who)], big_counts[(name, who)]
         same = "" if small == big else " **differs**"
         print(f"| `{name}` | {who} | {median:.1f} | {p95(values):.1f} | {median / base:.2f}x | {small} / {big}{same} |")
+
+    print(f"\nwrite side (median of 3, rolled back): {label_count:,} labels already in the table\n")
+    print("| write | triggers off s | triggers on s | on / off | compacting it s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, off, on, compact in write_cost(args.images):
+        print(f"| {name} | {off:.2f} | {on:.2f} | {on / off:.2f}x | {compact:.2f} |")
     if small_counts != big_counts:
         sys.exit("Query counts grew with the data.")
 

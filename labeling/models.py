@@ -129,3 +129,73 @@ class LabelerResult(models.Model):
 
     def __str__(self) -> str:
         return f"Image #{self.image_id} by {self.labeler}: {self.nsfw_rating or '-'}"
+
+
+# --- The label-text tally (labeling/tally.py maintains it; analytics reads it) ---------------
+
+
+class LabelTextTally(models.Model):
+    """Per label text and scope: how many labels carry it, and how many of those are on hidden images.
+
+    Hidden = not public, or NSFW: what a non-admin's analytics leave out, so their count is
+    `total - hidden`. Scope is a label type, or ALL (every type: distinct texts) or TAGS (the
+    TAG_TYPES: top tags). Written only by labeling.tally (compaction and rebuild); never edit rows.
+    """
+
+    ALL = "*all"
+    TAGS = "*tags"
+
+    text_key = models.CharField(max_length=64, help_text="SHA-256 of text, as on Label.")
+    scope = models.CharField(max_length=16, help_text=f"A label type, {ALL} or {TAGS}.")
+    text = models.TextField(max_length=LABEL_TEXT_MAX)
+    total = models.BigIntegerField(default=0, help_text="Labels with this text in this scope.")
+    hidden = models.BigIntegerField(default=0, help_text="Of which on private or NSFW images.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["text_key", "scope"], name="unique_label_text_tally")]
+        indexes = [
+            # The counts of a scope read from this index alone (an index-only scan on PostgreSQL).
+            models.Index(fields=["scope", "total", "hidden"], name="label_tally_scope_counts"),
+            # Rows whose last label went: the compaction purges them through this (usually empty) index.
+            models.Index(fields=["id"], condition=models.Q(total=0), name="label_tally_emptied"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.text[:60]} ({self.total}, {self.hidden} hidden)"
+
+
+class LabelTextDelta(models.Model):
+    """One label added (+1) or removed (-1), appended by database triggers on labeling_label.
+
+    Append-only, so concurrent writers never lock a shared row; compaction folds the rows into
+    LabelTextTally. The image's visibility is read at compaction time, not here (see tally.py).
+    """
+
+    text_key = models.CharField(max_length=64)
+    label_type = models.CharField(max_length=16)
+    text = models.TextField()
+    image_id = models.BigIntegerField()  # no foreign key: the image may be gone when this is folded
+    delta = models.SmallIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.delta:+d} {self.label_type} {self.text[:60]} on image #{self.image_id}"
+
+
+class LabelTallyImageChange(models.Model):
+    """An image whose visibility may differ from what the tally counted: appended by triggers on
+    albums_image when one is created hidden, changes is_public/is_nsfw so that it turns hidden or
+    visible, or is deleted while hidden."""
+
+    image_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"Image #{self.image_id} changed visibility"
+
+
+class LabelTallyHiddenImage(models.Model):
+    """The images LabelTextTally counts as hidden, as of the last compaction."""
+
+    image_id = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"Image #{self.image_id} counted hidden"

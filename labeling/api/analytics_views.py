@@ -169,8 +169,8 @@ class LabelDistributionSerializer(serializers.Serializer):
 
 
 _SCOPE = (
-    "Admins aggregate over every image. Everyone else (anonymous or signed in) over the images they may "
-    "see: public and not NSFW, plus a signed-in user's own non-NSFW private images."
+    "Admins aggregate over every image. Everyone else (anonymous or signed in) over public, non-NSFW "
+    "images only: the same figures for every non-admin (a user's own private images are not counted)."
 )
 _FILTER_ERRORS = OpenApiResponse(description="validation_error: bad label_type, album, limit or offset.")
 

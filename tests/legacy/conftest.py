@@ -7,6 +7,14 @@ import pytest
 from tests.legacy.helpers import png
 
 
+@pytest.fixture(autouse=True)
+def own_data_dir(settings, tmp_path):
+    """Each test its own DATA_DIR: the import lock and the default manifest live there, and with
+    one shared folder a test on another xdist worker (a kill -9 test's subprocess holding the lock)
+    made imports fail with ImportAlreadyRunning."""
+    settings.DATA_DIR = tmp_path / "data"
+
+
 @pytest.fixture
 def tree(tmp_path):
     """A small legacy tree: singles in two months, a deck with sidecars, a duplicate, a corrupt file, a pack."""
