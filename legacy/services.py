@@ -49,6 +49,7 @@ from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.core.models import JobStatus
 from labeling.models import Label, LabelSource, LabelType, label_text_key
+from labeling.tally import compact_label_tallies
 from legacy.collectors import collect
 from legacy.manifest import write_manifest
 from legacy.models import AssetOutcome, ImportMode, ImportRun, LegacyAlbum, LegacyAsset
@@ -689,6 +690,9 @@ def _run_import_locked(run: ImportRun, *, progress: Callable[[int, int], None] |
         albums_reused=counts["albums_reused"],
         skipped=[{"path": e["source"], "reason": e["reason"]} for e in state.manifest if e["outcome"] == "skipped"],
     )
+    # Fold the labels just written (captions, A1111 prompts) into the analytics tally here, so
+    # the first analytics read after a big import does not pay for it (labeling/tally.py).
+    compact_label_tallies()
     if thumbnails == "job":
         queue_missing_thumbnails()
     logger.info("legacy.import_done", run_id=run.pk, **{k: v for k, v in counts.items()})

@@ -178,3 +178,13 @@ def test_symlink_mode_links_media_to_the_source(tree, media_root):
     image = Image.objects.get(prompt="a lighthouse")
     stored = Path(default_storage.path(image.file.name))
     assert stored.is_symlink() and stored.resolve() == (outputs / "20250115_123456_sample.png").resolve()
+
+
+def test_import_leaves_the_label_tally_folded(tree, media_root):
+    """The captions an import writes are folded into the analytics tally by the import itself."""
+    from labeling.models import LabelTextDelta, LabelTextTally
+
+    outputs, packs = tree
+    run_import(outputs, packs)
+    assert not LabelTextDelta.objects.exists()
+    assert LabelTextTally.objects.filter(scope=LabelType.CAPTION, total__gt=0).exists()
