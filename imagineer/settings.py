@@ -199,6 +199,14 @@ IMAGINEER_ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("IMAGINEER_ALERT_WEBHOOK_TIM
 # Directories of other deployments' parts that disk stats also watch (media subfolders are always).
 IMAGINEER_TRAINING_DIR = Path(env.str("IMAGINEER_TRAINING_DIR", default=str(DATA_DIR / "training")))
 IMAGINEER_SCRATCH_DIR = Path(env.str("IMAGINEER_SCRATCH_DIR", default=str(DATA_DIR / "scratch")))
+# Training runs started per admin (django-ratelimit rate); runs at once: runtime config training.max_active_runs.
+IMAGINEER_TRAINING_START_RATE = env.str("IMAGINEER_TRAINING_START_RATE", default="4/h")
+# The program a training run starts as its child process (`python -m <module>`); tests swap in a
+# trainer that hangs to prove the guards.
+IMAGINEER_TRAINER_MODULE = env.str("IMAGINEER_TRAINER_MODULE", default="training.trainer")
+# Scraping: hosts the private-network guard lets through although they resolve to loopback or
+# private addresses (comma-separated host names or IPs, e.g. an intranet gallery). Empty: none.
+IMAGINEER_SCRAPE_ALLOWED_HOSTS = env.list("IMAGINEER_SCRAPE_ALLOWED_HOSTS", default=[])
 # Bug reports: submissions per admin (django-ratelimit rate).
 IMAGINEER_BUG_REPORT_RATE = env.str("IMAGINEER_BUG_REPORT_RATE", default="30/h")
 # Mail (alerts): EMAIL_URL names the backend, e.g. smtp+tls://user:password@host:587. Development

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("albums.api.urls")),
     path("api/", include("generation.api.urls")),
     path("api/", include("labeling.api.urls")),
+    path("api/", include("training.api.urls")),
     path("api/", include("imagineer.ops.api.urls")),
 ]
 

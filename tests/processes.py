@@ -98,14 +98,20 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def celery_worker(*, queues: str = "default,maintenance", media_root: Path) -> Iterator[OutputWatcher]:
-    """A real `celery -A imagineer worker` on this test's database, broker and media folder."""
+def celery_worker(
+    *, queues: str = "default,maintenance", media_root: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[OutputWatcher]:
+    """A real `celery -A imagineer worker` on this test's database, broker, media folder and runtime config."""
     env = base_env(
         IMAGINEER_DATA_DIR=str(settings.DATA_DIR),
         DATABASE_URL=test_database_url(),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         MEDIA_ROOT=str(media_root),
+        IMAGINEER_CONFIG=str(settings.IMAGINEER_CONFIG),
+        IMAGINEER_SCRATCH_DIR=str(settings.IMAGINEER_SCRATCH_DIR),
+        IMAGINEER_SCRAPE_ALLOWED_HOSTS=",".join(settings.IMAGINEER_SCRAPE_ALLOWED_HOSTS),
         IMAGINEER_JOB_HEARTBEAT_SECONDS="1",
+        **(extra_env or {}),
     )
     command = [
         sys.executable,

@@ -17,3 +17,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: n
 ANTHROPIC_API_KEY = ""
 ANTHROPIC_BASE_URL = ""
 IMAGINEER_LABELER = "auto"
+# The test sites are served on 127.0.0.1; other loopback addresses (127.0.0.2 …) stay refused, which
+# is how the scraper's private-network guard is tested without touching a real private network.
+IMAGINEER_SCRAPE_ALLOWED_HOSTS = ["127.0.0.1"]

@@ -77,18 +77,36 @@ class TrainingConfig(_Section):
     save_every_steps: int = Field(0, ge=0, description="0: save only the final LoRA.")
     mixed_precision: Literal["no", "fp16", "bf16"] = Field("fp16", description="Used on CUDA only.")
     min_captioned_images: int = Field(20, ge=1)
-    wall_clock_limit_seconds: int = Field(4 * 3600, ge=60)
-    idle_limit_seconds: int = Field(15 * 60, ge=30, description="No progress for this long stops the run.")
+    wall_clock_limit_seconds: int = Field(
+        4 * 3600, ge=1, description="A run still going after this long is stopped; keep it below the Celery limit."
+    )
+    idle_limit_seconds: int = Field(15 * 60, ge=1, description="No progress for this long stops the run.")
+    terminate_grace_seconds: float = Field(
+        30, ge=0, le=600, description="After SIGTERM, how long the trainer may take to exit before SIGKILL."
+    )
     max_active_runs: int = Field(1, ge=1, le=16)
 
 
 class ScrapingConfig(_Section):
-    max_images: int = Field(200, ge=1, le=100_000)
-    max_depth: int = Field(1, ge=0, le=5)
+    max_images: int = Field(200, ge=1, le=10_000, description="Images kept per job.")
+    max_depth: int = Field(2, ge=0, le=10, description="Links followed from the start page (0: that page only).")
+    max_pages: int = Field(200, ge=1, le=10_000, description="HTML pages fetched per job.")
+    same_host_only: bool = True
+    respect_robots_txt: bool = True
+    user_agent: str = Field("ImagineerBot/1.0 (+https://github.com/imagineer)", min_length=1, max_length=200)
     request_timeout_seconds: float = Field(20, gt=0, le=300)
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts for a download that failed or timed out.")
+    retry_backoff_seconds: float = Field(1.0, ge=0, le=60, description="First back-off; doubles each retry.")
+    concurrency: int = Field(4, ge=1, le=32, description="Downloads in flight at once.")
+    max_redirects: int = Field(5, ge=0, le=20)
+    max_page_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_image_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    min_image_side: int = Field(256, ge=1)
-    user_agent: str = Field("ImagineerBot/1.0", min_length=1, max_length=200)
+    min_width: int = Field(256, ge=1, le=20_000)
+    min_height: int = Field(256, ge=1, le=20_000)
+    max_aspect_ratio: float = Field(4.0, ge=1, le=100, description="Longer side over shorter side.")
+    phash_threshold: int = Field(
+        6, ge=0, le=64, description="Perceptual-hash Hamming distance at or below which two images are duplicates."
+    )
 
 
 class LabelingConfig(_Section):

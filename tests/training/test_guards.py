@@ -1,0 +1,135 @@
+"""The trainer runs under guards: idle, wall clock, cancel, crash; each ends the run and cleans up."""
+
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from django.conf import settings
+
+from generation.models import DiffusionModel, Lora, ModelSource
+from imagineer.core import jobs
+from imagineer.core.models import JobStatus
+from training import logs, runs
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fake_run(settings, captioned_album, training_config, admin_user, monkeypatch):
+    """A queued run whose trainer is tests/training/fake_trainer.py in the given mode."""
+    settings.IMAGINEER_TRAINER_MODULE = "tests.training.fake_trainer"
+    model = DiffusionModel.objects.create(
+        name="fake-sd", source_type=ModelSource.DIFFUSERS_DIR, source="models/fake", family="sd1"
+    )
+
+    def make(mode: str, **config):
+        monkeypatch.setenv("FAKE_TRAINER_MODE", mode)
+        training_config(min_captioned_images=1, **config)
+        album = captioned_album(1)
+        return runs.start_training_run(
+            user=admin_user, name=f"fake {mode}", albums=[album], model=model, parameters={"steps": 600}
+        )
+
+    return make
+
+
+def scratch_of(run) -> list[Path]:
+    return list((Path(settings.IMAGINEER_TRAINING_DIR) / "scratch").glob(f"run-{run.pk}-*"))
+
+
+def wait_gone(pids, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_the_idle_guard_stops_a_hung_trainer_and_its_whole_group(fake_run, tmp_path, monkeypatch):
+    pid_file = tmp_path / "pids"
+    monkeypatch.setenv("FAKE_TRAINER_PIDS", str(pid_file))
+    run = fake_run("hang", idle_limit_seconds=2, terminate_grace_seconds=1)
+    started = time.monotonic()
+    jobs.run_job(TrainingRun, run.pk, runs.run_training)
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED
+    assert "no progress for 2 s (idle limit)" in run.error_message
+    assert time.monotonic() - started < 30
+    trainer, grandchild = map(int, pid_file.read_text().split())
+    assert wait_gone([trainer, grandchild]), "SIGTERM was ignored: the group must have been killed"
+    assert run.trainer_pid is None and not scratch_of(run)
+    lines = logs.read_log(run, 0).lines
+    assert any("fake trainer (hang)" in line for line in lines)
+    assert any("idle limit" in line for line in lines)
+    assert not Lora.objects.exists()
+
+
+def test_the_wall_clock_guard_stops_a_trainer_that_never_ends(fake_run):
+    run = fake_run("stream", wall_clock_limit_seconds=2, idle_limit_seconds=60, terminate_grace_seconds=1)
+    jobs.run_job(TrainingRun, run.pk, runs.run_training)
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and "wall-clock limit of 2 s" in run.error_message
+    assert run.progress_current >= 1 and run.latest_loss == 0.5
+    assert not scratch_of(run)
+
+
+def test_the_wall_clock_guard_stays_below_the_celery_limit(settings, training_config):
+    settings.CELERY_QUEUE_TIME_LIMITS = {**settings.CELERY_QUEUE_TIME_LIMITS, "training": (1000, 1100)}
+    training_config(wall_clock_limit_seconds=5000)
+    assert runs.effective_guards().wall_clock_seconds == 1000 - runs.CELERY_LIMIT_MARGIN_SECONDS
+    training_config(wall_clock_limit_seconds=300)
+    assert runs.effective_guards().wall_clock_seconds == 300
+
+
+def test_the_default_guard_is_below_the_training_queue_limit():
+    from imagineer.core.runtime_config import TrainingConfig
+
+    soft, hard = settings.CELERY_QUEUE_TIME_LIMITS["training"]
+    assert TrainingConfig().wall_clock_limit_seconds < soft < hard
+
+
+def test_cancel_stops_a_running_trainer(fake_run):
+    run = fake_run("slow", terminate_grace_seconds=2)
+    worker = threading.Thread(target=jobs.run_job, args=(TrainingRun, run.pk, runs.run_training))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while TrainingRun.objects.get(pk=run.pk).progress_current < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pid = TrainingRun.objects.get(pk=run.pk).trainer_pid
+    assert pid
+    jobs.cancel_job(run)
+    worker.join(timeout=30)
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED
+    assert wait_gone([pid]) and run.trainer_pid is None and not scratch_of(run)
+
+
+def test_a_crashing_trainer_fails_the_run_with_a_reason_and_no_paths(fake_run):
+    run = fake_run("crash")
+    jobs.run_job(TrainingRun, run.pk, runs.run_training)
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED
+    assert "the trainer exited with code 1" in run.error_message
+    lines = logs.read_log(run, 0).lines
+    assert any("CUDA out of memory in <path>" in line for line in lines)
+    assert not any("/var/lib" in line or "/opt/models" in line for line in lines)
+    assert not scratch_of(run) and not Lora.objects.exists()
+
+
+def test_a_retried_run_keeps_the_earlier_attempts_log(fake_run):
+    run = fake_run("crash")
+    jobs.run_job(TrainingRun, run.pk, runs.run_training)
+    first = logs.read_log(TrainingRun.objects.get(pk=run.pk), 0)
+    runs.retry_training_run(TrainingRun.objects.get(pk=run.pk))
+    jobs.run_job(TrainingRun, run.pk, runs.run_training)
+    run.refresh_from_db()
+    whole = logs.read_log(run, 0)
+    assert whole.lines[: len(first.lines)] == first.lines
+    assert any("=== attempt 2" in line for line in whole.lines)
+    newer = logs.read_log(run, first.next_offset)
+    assert newer.lines == whole.lines[len(first.lines) :] and newer.next_offset == whole.next_offset
