@@ -487,7 +487,7 @@ class AlbumAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_by", "created_at", "updated_at", "generate_link", "prompt_preview"]
     inlines = [AlbumImageInline]
-    actions = ["label_with_claude", "detect_nsfw_locally"]
+    actions = ["label_with_claude", "detect_nsfw_locally", "train_lora"]
     set_template_fields = [
         "is_set_template", "generate_link", "base_prompt", "prompt_template", "style_suffix", "example_theme",
         ("width", "height"), "negative_prompt", "loras", "default_model", "items_csv", "prompt_preview",
@@ -557,6 +557,12 @@ class AlbumAdmin(admin.ModelAdmin):
     @admin.action(description="Detect NSFW locally (NudeNet, background job per album)")
     def detect_nsfw_locally(self, request, queryset):
         self._start_labeling(request, queryset, LabelerName.NUDENET)
+
+    @admin.action(description="Train a LoRA on the selected albums")
+    def train_lora(self, request, queryset):
+        """Open the training run form with these albums chosen (the run starts from there)."""
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+        return redirect(f"{reverse('admin:training_trainingrun_add')}?albums={ids}")
 
     def get_urls(self):
         # Ahead of the default patterns, whose "<path:object_id>/" would take ".../generate/".

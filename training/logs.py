@@ -104,3 +104,13 @@ def read_log(run, offset: int, max_bytes: int = MAX_READ_BYTES) -> LogChunk:
     complete = data[: end + 1]
     lines = complete.decode("utf-8", errors="replace").splitlines()
     return LogChunk(lines=lines, offset=offset, next_offset=offset + len(complete), size=size)
+
+
+def tail_log(run, max_bytes: int = 64 * 1024) -> list[str]:
+    """The last complete lines of the log, at most about `max_bytes` of them (admin pages)."""
+    name = run.log_file.name
+    if not name or not default_storage.exists(name):
+        return []
+    start = max(0, default_storage.size(name) - max_bytes)
+    lines = read_log(run, start, max_bytes=max_bytes).lines
+    return lines[1:] if start and lines else lines  # the first line read may be the end of a longer one

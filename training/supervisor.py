@@ -109,7 +109,7 @@ def supervise(
         proc = subprocess.Popen(
             [*command, "--progress-fd", str(write_fd)],
             cwd=cwd,
-            env=env,
+            env={**env, "IMAGINEER_SUPERVISOR_PID": str(os.getpid())},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

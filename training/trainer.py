@@ -51,15 +51,19 @@ class ProgressChannel:
 
 
 def watch_parent() -> None:
-    """Exit when the supervising worker dies (its SIGKILL would otherwise leave this running)."""
-    parent = os.getppid()
+    """Exit when the supervising worker dies (its SIGKILL would otherwise leave this running).
+
+    The supervisor names itself in IMAGINEER_SUPERVISOR_PID, so a worker killed before this
+    thread started is noticed too (our parent is then already someone else).
+    """
+    parent = int(os.environ.get("IMAGINEER_SUPERVISOR_PID") or os.getppid())
 
     def watch() -> None:
         while True:
-            time.sleep(1.0)
             if os.getppid() != parent:
                 print("The supervising worker went away; stopping.", flush=True)
                 os._exit(3)
+            time.sleep(1.0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 

@@ -3,9 +3,10 @@ password, API key or token appears in any line that was written (docs/LOGGING.md
 
 Flows: sign-in (allauth username/password and e-mail/password, and a failed attempt), upload,
 generation (job created over the API, its task delivered in-process and run on the tiny model),
-labeling (a Claude run against the local fake Messages API, with a sentinel API key) and the
-legacy import (`manage.py import_legacy_media`). Training start joins this scan when training runs
-land (they do not exist yet); add it as one more flow here, with a sentinel in its parameters.
+labeling (a Claude run against the local fake Messages API, with a sentinel API key), training
+start (a run over the API on captions and trigger words that carry sentinels, its task delivered
+in-process: the real trainer on the tiny model) and the legacy import (`manage.py
+import_legacy_media`). The training run's own log (what its trainer printed) is scanned too.
 
 What is scanned is what goes to disk: every line the settings' own handler writes (its stream
 swapped for a buffer meanwhile; console format under the test settings), the same lines from a
@@ -31,10 +32,11 @@ from rest_framework.test import APIClient
 from generation.models import GenerationJob
 from imagineer.core.logging import build_logging_config, describe_prompt, get_logger
 from imagineer.core.models import JobStatus
-from labeling.models import LabelingRun
+from labeling.models import Label, LabelingRun, LabelType
 from tests.factories import AdminFactory, image_bytes
 from tests.labeling.fake_claude import FakeClaude, answer
 from tests.legacy.helpers import png, run_import
+from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +46,8 @@ UPLOAD_PROMPT = "marmosetglow sentinel upload prompt"
 LEGACY_PROMPT = "narwhalquill sentinel legacy prompt"
 LEGACY_NEGATIVE = "axolotlhaze sentinel legacy negative"
 PACK_CAPTION = "pangolindusk sentinel pack caption"
+TRAINING_CAPTION = "capybaramist sentinel training caption"
+TRAINING_TRIGGER = "okapiflare"
 EMAIL = "scan.sentinel.person@example.org"
 USERNAME = "scansentinel"
 PASSWORD = "Pw-sentinel-7h3x!kq"
@@ -117,7 +121,7 @@ def legacy_tree(root):
 
 
 def test_main_flows_write_no_prompt_email_password_key_or_token(
-    settings, tmp_path, capfd, deliver_tasks_now, django_capture_on_commit_callbacks
+    settings, tmp_path, capfd, deliver_tasks_now, django_capture_on_commit_callbacks, runtime_config_file
 ):
     from generation import services as generation_services
     from generation.pipeline.service import pipeline_cache
@@ -180,6 +184,27 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
         sent = claude.requests[0]["headers"]
         assert API_KEY in sent.get("x-api-key", "") + sent.get("authorization", "")  # the key was really used
 
+        # Training start: a run on the uploaded image's caption (a sentinel), with sentinel trigger words.
+        runtime_config_file.write_text("training:\n  min_captioned_images: 1\n", encoding="utf-8")
+        album = api.post("/api/albums/", {"name": "Scan dataset"}, format="json").json()
+        added = api.post(f"/api/albums/{album['id']}/images/", {"image_ids": [image_id]}, format="json")
+        assert added.status_code == 200, added.content
+        Label.objects.create(image_id=image_id, text=TRAINING_CAPTION, label_type=LabelType.CAPTION)
+        with django_capture_on_commit_callbacks(execute=True):
+            training = api.post(
+                "/api/training/runs/",
+                {"name": "Scan run", "albums": [album["id"]], "trigger_words": TRAINING_TRIGGER, "steps": 2,
+                 "resolution": 64},
+                format="json",
+            )  # fmt: skip
+        assert training.status_code == 202, training.content
+        training_run = TrainingRun.objects.get(pk=training.json()["id"])
+        assert training_run.status == JobStatus.SUCCEEDED, training_run.error_message
+        with training_run.log_file.open("rb") as handle:
+            training_log = handle.read().decode()
+        assert "step 2/2" in training_log
+        pipeline_cache.clear()
+
         # Legacy import of a tree whose PNG text and sidecars carry prompts.
         outputs, packs = legacy_tree(tmp_path / "legacy")
         run_import(outputs, packs)
@@ -208,6 +233,7 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
         ("POST", "/api/images/", 201),
         ("POST", "/api/generation/jobs/", 202),
         ("POST", f"/api/images/{image_id}/label/", 202),
+        ("POST", "/api/training/runs/", 202),
     } <= requests
     assert all("request_id" in ln and "duration_ms" in ln for ln in lines if ln["event"] == "request")
     assert any(ln["event"] == "request" and ln["user_id"] == admin.pk for ln in lines)
@@ -215,6 +241,7 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
     assert {
         ("generation.GenerationJob", "generation.tasks.run_generation_job"),
         ("labeling.LabelingRun", "labeling.tasks.run_labeling_run"),
+        ("training.TrainingRun", "training.tasks.train_lora"),
         ("legacy.ImportRun", None),
     } <= started_jobs
     (generation_start,) = [
@@ -236,6 +263,8 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
         "legacy prompt": LEGACY_PROMPT,
         "legacy negative prompt": LEGACY_NEGATIVE,
         "pack caption (a prompt)": PACK_CAPTION,
+        "training caption": TRAINING_CAPTION,
+        "training trigger words": TRAINING_TRIGGER,
         "email": EMAIL,
         "email local part": "scan.sentinel.person",
         "password": PASSWORD,
@@ -248,3 +277,5 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
         for probe in {value, value.split()[0]}:
             assert probe not in text, f"{what} ({probe!r}) appears in the logs"
     assert str(settings.MEDIA_ROOT) not in text and str(settings.DATA_DIR) not in text
+    for probe in (TRAINING_CAPTION, TRAINING_TRIGGER, EMAIL, str(settings.DATA_DIR), str(settings.MEDIA_ROOT)):
+        assert probe not in training_log, f"{probe!r} appears in the training run's log"

@@ -133,3 +133,25 @@ def test_a_retried_run_keeps_the_earlier_attempts_log(fake_run):
     assert any("=== attempt 2" in line for line in whole.lines)
     newer = logs.read_log(run, first.next_offset)
     assert newer.lines == whole.lines[len(first.lines) :] and newer.next_offset == whole.next_offset
+
+
+def test_the_trainer_exits_when_its_worker_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    trainer_code = "from training.trainer import watch_parent; import time; watch_parent(); time.sleep(120)"
+    worker_code = (  # the supervisor names itself to the trainer, as training/supervisor.py does
+        "import os, subprocess, sys, time; "
+        f"child = subprocess.Popen([sys.executable, '-c', {trainer_code!r}], "
+        "env={**os.environ, 'IMAGINEER_SUPERVISOR_PID': str(os.getpid())}); "
+        "print(child.pid, flush=True); time.sleep(120)"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", worker_code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    trainer_pid = int(worker.stdout.readline())
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert wait_gone([trainer_pid], timeout=10), "an orphaned trainer must stop on its own"
