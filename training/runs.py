@@ -47,6 +47,7 @@ MAX_SEED = 2**32 - 1
 # Margin left between the wall-clock guard and the Celery soft limit of the training queue, so the
 # guard (which says why) always fires before Celery's limit (which only says "time limit").
 CELERY_LIMIT_MARGIN_SECONDS = 60
+PROGRESS_WRITE_SECONDS = 1.0
 
 
 class TooFewCaptions(ImagineerError):
@@ -303,12 +304,15 @@ class _RunProgress:
             TrainingRun.objects.filter(pk=self.run.pk).update(device=str(event.get("device", ""))[:16])
             jobs.record_progress(self.run, 0, int(event.get("total") or 0), "Training")
         elif kind == "step":
-            loss = _finite(event.get("loss"))
-            TrainingRun.objects.filter(pk=self.run.pk, attempts=self.run.attempts).update(latest_loss=loss)
             now = time.monotonic()
             last = event.get("step") == event.get("total")
-            if last or now - self.last_write >= 0.5:  # fast steps: not one heartbeat write per step
+            # Fast steps (a small model) come many a second: the row is written at most once a
+            # second (and at the last step), not once per step.
+            if last or now - self.last_write >= PROGRESS_WRITE_SECONDS:
                 self.last_write = now
+                TrainingRun.objects.filter(pk=self.run.pk, attempts=self.run.attempts).update(
+                    latest_loss=_finite(event.get("loss"))
+                )
                 jobs.record_progress(self.run, int(event["step"]), int(event["total"]), f"Step {event['step']}")
         elif kind == "checkpoint":
             self._store_checkpoint(event)

@@ -626,3 +626,18 @@ def test_orphaned_media_never_touches_what_is_not_an_app_media_folder(db, media_
     assert run.status == JobStatus.SUCCEEDED, run.error_message
     assert not orphan.exists() and all(path.exists() for path in kept)
     assert run.files_removed == 1
+
+
+def test_orphaned_media_keeps_training_logs_and_checkpoints_rows_name(db, media_root):
+    from generation.models import DiffusionModel, ModelSource
+    from training.models import TrainingCheckpoint, TrainingRun
+
+    model = DiffusionModel.objects.create(name="m", source_type=ModelSource.DIFFUSERS_DIR, source="x")
+    run = TrainingRun.objects.create(name="r", model=model, log_file="training/logs/run-1.log")
+    TrainingCheckpoint.objects.create(run=run, step=5, file="training/checkpoints/kept.safetensors")
+    kept = [write(media_root / "training" / "logs" / "run-1.log", days=100),
+            write(media_root / "training" / "checkpoints" / "kept.safetensors", days=100)]  # fmt: skip
+    orphan = write(media_root / "training" / "checkpoints" / "left-by-a-crash.safetensors", days=100)
+    run_ = purge(make_policy(RetentionTarget.ORPHANED_MEDIA))
+    assert run_.status == JobStatus.SUCCEEDED, run_.error_message
+    assert all(path.exists() for path in kept) and not orphan.exists()
