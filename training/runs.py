@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -283,8 +284,14 @@ def model_reference(model: DiffusionModel) -> str:
     return model.source
 
 
+# Environment variables the trainer does not get: it needs no database, broker, mail or API
+# credentials, so a trainer (or a library it loads) that prints its environment leaks none.
+# Hugging Face's own variables (HF_TOKEN for a gated hub model) are kept.
+SECRET_ENV = re.compile(r"SECRET|PASSWORD|TOKEN|_KEY$|^DATABASE_URL$|BROKER|REDIS_URL|EMAIL_URL|WEBHOOK")
+
+
 def trainer_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name.startswith("HF_") or not SECRET_ENV.search(name)}
     env["PYTHONUNBUFFERED"] = "1"
     if settings.IMAGINEER_HF_OFFLINE:
         env["HF_HUB_OFFLINE"] = "1"
