@@ -39,7 +39,7 @@ from imagineer.core.runtime_config import TrainingConfig, get_runtime_config
 from labeling.models import Label, LabelSource, LabelType
 from training import logs
 from training.models import PARAMETER_NAMES, TrainingCheckpoint, TrainingRun
-from training.supervisor import Guards, TrainerStopped, supervise
+from training.supervisor import Guards, supervise
 
 logger = get_logger(__name__)
 
@@ -360,34 +360,44 @@ def run_training(run: TrainingRun) -> None:
     scratch = scratch_dir(run)
     shutil.rmtree(scratch, ignore_errors=True)  # a redelivered attempt starts clean
     scratch.mkdir(parents=True)
-    log = logs.LogWriter(run, scratch)
-    TrainingRun.objects.filter(pk=run.pk).update(log_file=log.name)
-    log.write(f"=== attempt {run.attempts} started {timezone.now():%Y-%m-%d %H:%M:%S} UTC ===")
     try:
-        jobs.record_progress(run, 0, run.parameters.get("steps", 0), "Preparing the dataset")
-        started = time.perf_counter()
-        dataset = prepare_dataset(run, scratch / "dataset")
-        TrainingRun.objects.filter(pk=run.pk).update(prepare_seconds=round(time.perf_counter() - started, 3))
-        log.write(f"Dataset: {dataset.captioned} captioned images ({dataset.manual} captioned by a person).")
-        output_dir = scratch / "output"
-        spec = {
-            "model": model_reference(run.model),
-            "dataset_dir": str(scratch / "dataset"),
-            "output_dir": str(output_dir),
-            "parameters": run.parameters,
-            "device": settings.IMAGINEER_DEVICE,
-            "offline": settings.IMAGINEER_HF_OFFLINE or run.model.source_type != ModelSource.HUB,
-        }
-        (scratch / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        result = _supervise_trainer(run, scratch, output_dir, log)
-        _register_result(run, result, output_dir, log)
-    except TrainerStopped as exc:
-        log.write(str(exc))
-        raise
+        log = logs.LogWriter(run, scratch)
+        try:
+            TrainingRun.objects.filter(pk=run.pk).update(log_file=log.name)
+            log.write(f"=== attempt {run.attempts} started {timezone.now():%Y-%m-%d %H:%M:%S} UTC ===")
+            try:
+                _train(run, scratch, log)
+            except jobs.JobCancelled:
+                log.write("Cancelled by an operator: the trainer was stopped.")
+                raise
+            except Exception as exc:  # noqa: BLE001 - the reason goes into the log too, then up to run_job
+                log.write(f"The run failed: {jobs.describe_failure(exc)}")
+                raise
+        finally:
+            log.close()
     finally:
         TrainingRun.objects.filter(pk=run.pk).update(trainer_pid=None)
-        log.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(run: TrainingRun, scratch: Path, log: logs.LogWriter) -> None:
+    jobs.record_progress(run, 0, run.parameters.get("steps", 0), "Preparing the dataset")
+    started = time.perf_counter()
+    dataset = prepare_dataset(run, scratch / "dataset")
+    TrainingRun.objects.filter(pk=run.pk).update(prepare_seconds=round(time.perf_counter() - started, 3))
+    log.write(f"Dataset: {dataset.captioned} captioned images ({dataset.manual} captioned by a person).")
+    output_dir = scratch / "output"
+    spec = {
+        "model": model_reference(run.model),
+        "dataset_dir": str(scratch / "dataset"),
+        "output_dir": str(output_dir),
+        "parameters": run.parameters,
+        "device": settings.IMAGINEER_DEVICE,
+        "offline": settings.IMAGINEER_HF_OFFLINE or run.model.source_type != ModelSource.HUB,
+    }
+    (scratch / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    result = _supervise_trainer(run, scratch, output_dir, log)
+    _register_result(run, result, output_dir, log)
 
 
 def _supervise_trainer(run: TrainingRun, scratch: Path, output_dir: Path, log: logs.LogWriter):
