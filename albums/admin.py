@@ -252,6 +252,8 @@ class ImageAdmin(admin.ModelAdmin):
         "file_size",
         "original_filename",
         "source",
+        "source_url",
+        "phash",
         "created_by",
         "created_at",
         "updated_at",

@@ -83,6 +83,10 @@ class Image(models.Model):
     )
     is_public = models.BooleanField(default=True)
     source = models.CharField(max_length=16, choices=ImageSource.choices, default=ImageSource.UPLOADED)
+    source_url = models.URLField(max_length=2000, blank=True, help_text="Where a scraped image was downloaded from.")
+    # 64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits: the scraper compares new images
+    # with stored ones by Hamming distance. Set on scraped images; null on the others.
+    phash = models.CharField(max_length=16, null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
     )

@@ -1,3 +1,3 @@
 """Admin for training runs and scrape jobs (one module each)."""
 
-from training.admin import runs  # noqa: F401
+from training.admin import runs, scrapes  # noqa: F401
