@@ -45,7 +45,9 @@ def build_full_size_sd(folder: Path) -> None:
     from generation.pipeline.tiny import _scheduler, _tokenizer
 
     torch.manual_seed(0)
-    tokenizer = _tokenizer(folder.parent / "full-size-tokenizer")
+    vocab_folder = folder.parent / "full-size-tokenizer"
+    vocab_folder.mkdir(parents=True, exist_ok=True)
+    tokenizer, vocab_size = _tokenizer(vocab_folder)
     unet = UNet2DConditionModel(
         sample_size=64, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280),
@@ -56,7 +58,7 @@ def build_full_size_sd(folder: Path) -> None:
     )  # fmt: skip
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+            vocab_size=vocab_size, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
             num_attention_heads=12, max_position_embeddings=77, projection_dim=768,
         )
     )  # fmt: skip

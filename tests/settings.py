@@ -20,3 +20,23 @@ IMAGINEER_LABELER = "auto"
 # The test sites are served on 127.0.0.1; other loopback addresses (127.0.0.2 …) stay refused, which
 # is how the scraper's private-network guard is tested without touching a real private network.
 IMAGINEER_SCRAPE_ALLOWED_HOSTS = ["127.0.0.1"]
+
+# pytest-xdist: each test process gets Redis databases of its own (broker and cache), as it gets
+# its own data dir above and its own test database (pytest-django adds the _gwN suffix), so a
+# Celery worker started by one process never takes another's tasks and cache.clear() in one never
+# wipes another's rate-limit counters. gw0 keeps the configured numbers; gwN adds 2N.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker.startswith("gw") and _xdist_worker[2:].isdigit():
+    import re as _re
+
+    def _shifted_redis_db(url: str, shift: int) -> str:
+        if not url.startswith(("redis://", "rediss://")):
+            return url
+        match = _re.match(r"^(.*?//[^/]*)(?:/(\d+))?$", url)
+        return f"{match.group(1)}/{int(match.group(2) or 0) + shift}" if match else url
+
+    _shift = 2 * int(_xdist_worker[2:])
+    CELERY_BROKER_URL = _shifted_redis_db(CELERY_BROKER_URL, _shift)  # noqa: F405
+    if REDIS_URL:  # noqa: F405
+        REDIS_URL = _shifted_redis_db(REDIS_URL, _shift)  # noqa: F405
+        CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
