@@ -65,12 +65,15 @@ class TrainingRunSerializer(JobSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
+    def get_fields(self):
+        # Non-admins get only the public fields, and only those are computed (no album or
+        # checkpoint queries for rows they never see). Without a request (schema generation) the
+        # full shape is described.
+        fields = super().get_fields()
         request = self.context.get("request")
-        if request is None or not is_admin(request.user):
-            return {key: data[key] for key in PUBLIC_FIELDS}
-        return data
+        if request is not None and not is_admin(request.user):
+            return {name: fields[name] for name in PUBLIC_FIELDS}
+        return fields
 
     def get_lora_name(self, obj) -> str | None:
         return obj.lora.name if obj.lora is not None and obj.lora.enabled else None
