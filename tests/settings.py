@@ -7,6 +7,13 @@ what the test wrote.
 import os
 import tempfile
 
+# Under pytest-xdist the controller imports these settings too and its environment reaches every
+# worker: each worker makes a data dir of its own (broker folder, models, scratch), which its own
+# subprocesses (same worker id in their environment) then keep.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker and os.environ.get("IMAGINEER_TEST_DATA_DIR_OWNER") != _xdist_worker:
+    os.environ["IMAGINEER_DATA_DIR"] = tempfile.mkdtemp(prefix=f"imagineer-test-{_xdist_worker}-")
+    os.environ["IMAGINEER_TEST_DATA_DIR_OWNER"] = _xdist_worker
 os.environ.setdefault("IMAGINEER_DATA_DIR", tempfile.mkdtemp(prefix="imagineer-test-"))
 
 from imagineer.settings import *  # noqa: E402,F403
@@ -25,7 +32,6 @@ IMAGINEER_SCRAPE_ALLOWED_HOSTS = ["127.0.0.1"]
 # its own data dir above and its own test database (pytest-django adds the _gwN suffix), so a
 # Celery worker started by one process never takes another's tasks and cache.clear() in one never
 # wipes another's rate-limit counters. gw0 keeps the configured numbers; gwN adds 2N.
-_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _xdist_worker.startswith("gw") and _xdist_worker[2:].isdigit():
     import re as _re
 
