@@ -31,6 +31,20 @@ def runtime_config_file(settings, tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _no_credentials_in_logs(request):
+    """Suites that handle tokens and sessions (security, faults, browser, ...) must log none of them."""
+    from tests.log_scan import CredentialScan, scanned
+
+    if not scanned(request.node.nodeid):
+        yield
+        return
+    with CredentialScan() as scan:
+        yield
+    leaks = scan.leaks()
+    assert not leaks, "\n".join(leaks)
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()  # rate-limit counters live in the cache
     yield
