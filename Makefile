@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint install install-dev clean
+.PHONY: run test lint install install-dev browser clean
 
 run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -29,6 +29,24 @@ $(VENV)/.installed: requirements.txt | $(VENV)/bin/python
 $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed $@
+
+# Debian's Chromium for tests/browser (Playwright drives it; it never downloads a browser of its own).
+# Installed when missing and we are root with apt-get; otherwise says what to install, and the
+# browser test fails with the same advice rather than passing without a browser.
+CHROMIUM_PATH ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM_PATH)" ]; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests (tests/browser)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } || \
+	    echo "make browser: apt-get could not install chromium; the browser tests will fail until it is installed."; \
+	else \
+	  echo "make browser: the browser tests need Chromium at $(CHROMIUM_PATH). Install Debian's 'chromium'"; \
+	  echo "  package (sudo apt-get install chromium) or set CHROMIUM_PATH to a Chromium binary."; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache

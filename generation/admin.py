@@ -308,13 +308,11 @@ class SetRunAdmin(JobAdmin):
     list_select_related = ["template", "output_album"]
     search_fields = ["album_name", "theme"]
 
-    def get_readonly_fields(self, request, obj=None):
-        return ["output_album_link", *super().get_readonly_fields(request, obj)]
-
     @admin.display(description="Items done")
     def items(self, obj):
         return f"{obj.completed_items}/{obj.total_items}"
 
+    # The list's column; the run's page shows output_album itself, which the admin already links.
     @admin.display(description="Output album")
     def output_album_link(self, obj):
         if obj.output_album_id is None:

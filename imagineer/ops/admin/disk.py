@@ -118,13 +118,15 @@ def _time_ticks(start: datetime, end: datetime, x) -> list[dict]:
     ]
 
 
-def directory_bars(snapshot: DiskSnapshot | None, *, width: int = 760, row_height: int = 24) -> dict | None:
+def directory_bars(snapshot: DiskSnapshot | None, *, width: int = 960, row_height: int = 24) -> dict | None:
     """Horizontal bars of the latest snapshot's directories, largest first, scaled to the largest."""
     if snapshot is None or not snapshot.directories:
         return None
     rows = sorted(snapshot.directories, key=lambda d: (-d["size_bytes"], d["label"]))
     largest = max(rows[0]["size_bytes"], 1)
-    label_width, value_width = 160, 300
+    # Room for the longest value line ("… · 0.0% of media_thumbnails (missing)"): an SVG clips
+    # what runs past its width, and the state at the end is what an operator must not lose.
+    label_width, value_width = 160, 440
     bar_space = width - label_width - value_width
     colors = {mount["mount"]: PALETTE[i % len(PALETTE)] for i, mount in enumerate(snapshot.mounts)}
     bars = []
