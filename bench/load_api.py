@@ -83,12 +83,19 @@ def seed(images: int) -> dict:
         for i in range(images)
     ]
     Image.objects.bulk_create(rows, batch_size=5000)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would soon after a bulk load: real row estimates
     public_ids = list(Image.objects.filter(is_public=True, is_nsfw=False).values_list("pk", flat=True)[:2000])
-    for image in Image.objects.filter(pk__in=public_ids[: len(files)]):
-        build_thumbnail(image)  # the rest share these thumbnails: same files, so the same names
-    thumbs = dict(Image.objects.filter(pk__in=public_ids[: len(files)]).values_list("file", "thumbnail"))
-    for file_name, thumb in thumbs.items():
-        Image.objects.filter(file=file_name, thumbnail="").update(thumbnail=thumb)
+    # One thumbnail per distinct file, given to every row of that file: the steady state of a
+    # gallery (thumbnails exist), not the first-read cost of making them.
+    for name in files:
+        first = Image.objects.filter(file=name).order_by("pk").first()
+        build_thumbnail(first)
+        first.refresh_from_db()
+        Image.objects.filter(file=name).update(thumbnail=first.thumbnail.name)
     model = DiffusionModel.objects.create(name="load", source_type=ModelSource.DIFFUSERS_DIR, source="x")
     job = GenerationJob.objects.create(
         prompt="p", model=model, scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1,

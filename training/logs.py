@@ -59,12 +59,15 @@ class LogWriter:
     def write(self, line: str) -> None:
         self._handle.write(clean_line(line) + "\n")
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Close the log; on remote storage store it now. Returns its storage name."""
         self._handle.close()
         if self.remote:
             default_storage.delete(self.name)
             with open(self.path, "rb") as local:
-                default_storage.save(self.name, File(local))
+                # A storage that will not overwrite may pick another name: that is the one to keep.
+                self.name = default_storage.save(self.name, File(local))
+        return self.name
 
 
 @dataclass(frozen=True)

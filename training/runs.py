@@ -358,7 +358,10 @@ def _finite(value: Any) -> float | None:
 def run_training(run: TrainingRun) -> None:
     """The worker's side of a run (called by run_job, which owns the final status)."""
     scratch = scratch_dir(run)
-    shutil.rmtree(scratch, ignore_errors=True)  # a redelivered attempt starts clean
+    # This attempt's claim means no earlier attempt is still this run's: their folders (each a
+    # dataset copy) are what a killed worker left behind, and nobody else would remove them.
+    for leftover in scratch.parent.glob(f"run-{run.pk}-attempt-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
         log = logs.LogWriter(run, scratch)
@@ -374,7 +377,8 @@ def run_training(run: TrainingRun) -> None:
                 log.write(f"The run failed: {jobs.describe_failure(exc)}")
                 raise
         finally:
-            log.close()
+            stored_as = log.close()
+            TrainingRun.objects.filter(pk=run.pk).update(log_file=stored_as)
     finally:
         TrainingRun.objects.filter(pk=run.pk).update(trainer_pid=None)
         shutil.rmtree(scratch, ignore_errors=True)
