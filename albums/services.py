@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 from PIL import Image as PILImage
@@ -36,7 +36,7 @@ from albums.models import (
     ThumbnailJob,
 )
 from imagineer.core import jobs
-from imagineer.core.errors import ImagineerError, NotFoundError
+from imagineer.core.errors import ConflictError, ImagineerError, NotFoundError
 from imagineer.core.logging import get_logger
 from imagineer.core.slugs import unique_slug
 
@@ -45,7 +45,32 @@ logger = get_logger(__name__)
 # Decoded format → stored extension. Anything else Pillow can read (BMP, TIFF, PSD ...) is refused.
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+# Pillow's names for files that are one of ours: a camera's multi-picture JPEG (MPO) is a JPEG whose
+# first picture every browser shows.
+FORMAT_ALIASES = {"MPO": "JPEG"}
 HASH_CHUNK = 1024 * 1024
+# How each accepted format's files begin: a file that starts like one but does not open is a broken
+# image of that format (corrupt_image), not an unknown kind of file.
+SIGNATURES = {
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "JPEG": (b"\xff\xd8\xff",),
+    "GIF": (b"GIF87a", b"GIF89a"),
+}
+
+
+def signature_format(head: bytes) -> str | None:
+    """The accepted format whose signature `head` (the file's first bytes) starts with, if any."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for fmt, starts in SIGNATURES.items() if head.startswith(starts)), None)
+
+
+def describe_byte_limit(limit: int) -> str:
+    """'20 MB', '512 KB', '900 bytes': a limit as an operator set it, never rounded down to 0 MB."""
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit:,} bytes"
 
 
 class UnsupportedImage(ImagineerError):
@@ -91,7 +116,7 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: boo
         size += len(chunk)
         if size > max_bytes:
             raise ImageTooLarge(
-                f"{name} is larger than the {max_bytes // (1024 * 1024)} MB limit.",
+                f"{name} is larger than the {describe_byte_limit(max_bytes)} limit.",
                 details={"max_bytes": max_bytes},
             )
         digest.update(chunk)
@@ -103,7 +128,7 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: boo
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(fileobj) as img:
-                fmt = img.format
+                fmt = FORMAT_ALIASES.get(img.format, img.format)
                 width, height = img.size
                 if fmt not in ACCEPTED_FORMATS:
                     raise UnsupportedImage(
@@ -123,6 +148,13 @@ def inspect_image(fileobj: IO[bytes], *, name: str = "file", with_thumbnail: boo
             details={"max_pixels": max_pixels},
         ) from exc
     except UnidentifiedImageError as exc:
+        fileobj.seek(0)
+        looks_like = signature_format(fileobj.read(12))
+        if looks_like is not None:
+            raise UnsupportedImage(
+                f"{name} starts like a {looks_like} image but is truncated or corrupt and cannot be decoded.",
+                code="corrupt_image",
+            ) from exc
         raise UnsupportedImage(
             f"{name} is not an image we can read; accepted formats are {accepted}.",
             details={"accepted": sorted(ACCEPTED_FORMATS)},
@@ -279,6 +311,30 @@ def existing_image_ids(image_ids: Sequence[int]) -> set[int]:
 
 class AlbumIsTemplate(ImagineerError):
     code = "album_is_template"
+
+
+class AlbumInUse(ConflictError):
+    code = "album_in_use"
+
+
+def delete_album(album: Album) -> None:
+    """Delete the album; its images stay. Refused while rows that must keep it refer to it.
+
+    Set runs keep the template they were made from (PROTECT): deleting such a template is a
+    conflict the operator resolves by deleting those runs first, not a server error.
+    """
+    try:
+        album.delete()
+    except ProtectedError as exc:
+        by_kind: dict[str, int] = {}
+        for obj in exc.protected_objects:
+            kind = str(obj._meta.verbose_name_plural)
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        named = ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items()))
+        raise AlbumInUse(
+            f"'{album.name}' cannot be deleted: {named} refer to it. Delete those first.",
+            details={"referenced_by": by_kind},
+        ) from exc
 
 
 @transaction.atomic

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from imagineer.core.storage import media_storage
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -120,8 +122,16 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 MEDIA_URL = "/media/"  # never routed: files are served by id through the API
+# IMAGINEER_STORAGE: local (files under MEDIA_ROOT, the default) or s3 (a bucket every machine
+# shares: AWS_STORAGE_BUCKET_NAME, AWS_S3_ENDPOINT_URL, ...; imagineer/core/storage.py).
+IMAGINEER_STORAGE = env.str("IMAGINEER_STORAGE", default="local").strip().lower()
+# Read here only so log redaction knows the values (SECRET_SETTINGS); None lets django-storages
+# fall back to boto3's own chain (the same variables, a profile, an instance or pod role).
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="") or None
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="") or None
+AWS_SESSION_TOKEN = env.str("AWS_SESSION_TOKEN", default="") or None
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(env),
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -312,6 +322,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imagineer.core.schema.declare_error_envelope",
+    ],
     # Two choice sets share the field name `status`: name each enum after what it is.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "imagineer.core.models.JobStatus",

@@ -39,8 +39,11 @@ from PIL import Image as PILImage
 from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource, ThumbnailJob
 from albums.services import (
     ACCEPTED_FORMATS,
+    FORMAT_ALIASES,
     add_images_to_album,
+    describe_byte_limit,
     render_thumbnail,
+    signature_format,
     start_thumbnail_rebuild,
     unique_album_slug,
 )
@@ -77,7 +80,7 @@ def read_source(path: Path) -> tuple[bytes, str]:
     limit = settings.IMAGINEER_UPLOAD_MAX_BYTES
     try:
         if path.stat().st_size > limit:
-            raise NotAnImportableImage(f"larger than the {limit // (1024 * 1024)} MB limit")
+            raise NotAnImportableImage(f"larger than the {describe_byte_limit(limit)} limit")
         data = path.read_bytes()
     except OSError as exc:  # gone or unreadable since it was collected: this file only
         raise NotAnImportableImage(f"unreadable ({type(exc).__name__})") from exc
@@ -96,7 +99,7 @@ def probe_image(source: Path | bytes) -> tuple[str, int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-                fmt, (width, height) = img.format, img.size
+                fmt, (width, height) = FORMAT_ALIASES.get(img.format, img.format), img.size
                 if fmt not in ACCEPTED_FORMATS:
                     raise NotAnImportableImage(f"a {fmt} image (accepted: {', '.join(sorted(ACCEPTED_FORMATS))})")
                 if width * height > max_pixels:
@@ -107,10 +110,19 @@ def probe_image(source: Path | bytes) -> tuple[str, int, int]:
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
         raise NotAnImportableImage("declares more pixels than allowed (decompression bomb)") from exc
     except PILImage.UnidentifiedImageError as exc:
+        if signature_format(_head(source)) is not None:
+            raise NotAnImportableImage("corrupt or truncated image") from exc
         raise NotAnImportableImage("not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise NotAnImportableImage("corrupt or truncated image") from exc
     return fmt, width, height
+
+
+def _head(source: Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source[:12]
+    with source.open("rb") as handle:
+        return handle.read(12)
 
 
 def _ascii_slug(text: str, fallback: str) -> str:
@@ -657,9 +669,24 @@ def start_import_run(options: ImportOptions, *, manifest_path: Path, user=None) 
 def run_import(run: ImportRun, *, progress: Callable[[int, int], None] | None = None, thumbnails: str = "job") -> None:
     """Job body: collect, import, write the manifest, record the counts, thumbnails as asked."""
     with import_lock():
-        if end_dead_import_runs(except_run=run.pk):
+        ended_dead = end_dead_import_runs(except_run=run.pk)
+        if ended_dead or _may_have_left_staged_files(run):
             sweep_unreferenced_media()
         _run_import_locked(run, progress=progress, thumbnails=thumbnails)
+
+
+def _may_have_left_staged_files(run: ImportRun) -> bool:
+    """An earlier attempt of this run, or the run before it, ended without succeeding.
+
+    A killed run the reaper failed first (a worker lost under a retried run, a command killed and
+    not rerun within the stale-job limit) is no longer `running`, so end_dead_import_runs does not
+    see it; nor does it see a run that failed or was cancelled between staging files and writing
+    their rows.
+    """
+    if run.attempts > 1:
+        return True
+    previous = ImportRun.objects.filter(pk__lt=run.pk).order_by("-pk").values_list("status", flat=True).first()
+    return previous is not None and previous != JobStatus.SUCCEEDED
 
 
 def _run_import_locked(run: ImportRun, *, progress: Callable[[int, int], None] | None, thumbnails: str) -> None:

@@ -99,20 +99,27 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def celery_worker(
-    *, queues: str = "default,maintenance", media_root: Path, extra_env: dict[str, str] | None = None
+    *,
+    queues: str = "default,maintenance",
+    media_root: Path,
+    extra_env: dict[str, str] | None = None,
+    hostname: str | None = None,
 ) -> Iterator[OutputWatcher]:
-    """A real `celery -A imagineer worker` on this test's database, broker, media folder and runtime config."""
-    env = base_env(
-        IMAGINEER_DATA_DIR=str(settings.DATA_DIR),
-        DATABASE_URL=test_database_url(),
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        MEDIA_ROOT=str(media_root),
-        IMAGINEER_CONFIG=str(settings.IMAGINEER_CONFIG),
-        IMAGINEER_SCRATCH_DIR=str(settings.IMAGINEER_SCRATCH_DIR),
-        IMAGINEER_SCRAPE_ALLOWED_HOSTS=",".join(settings.IMAGINEER_SCRAPE_ALLOWED_HOSTS),
-        IMAGINEER_JOB_HEARTBEAT_SECONDS="1",
-        **(extra_env or {}),
-    )
+    """A real `celery -A imagineer worker` on this test's database, broker, media folder and runtime config.
+
+    extra_env adds variables or replaces the defaults below; hostname is the node name (`--hostname`).
+    """
+    defaults = {
+        "IMAGINEER_DATA_DIR": str(settings.DATA_DIR),
+        "DATABASE_URL": test_database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "MEDIA_ROOT": str(media_root),
+        "IMAGINEER_CONFIG": str(settings.IMAGINEER_CONFIG),
+        "IMAGINEER_SCRATCH_DIR": str(settings.IMAGINEER_SCRATCH_DIR),
+        "IMAGINEER_SCRAPE_ALLOWED_HOSTS": ",".join(settings.IMAGINEER_SCRAPE_ALLOWED_HOSTS),
+        "IMAGINEER_JOB_HEARTBEAT_SECONDS": "1",
+    }
+    env = base_env(**{**defaults, **(extra_env or {})})
     command = [
         sys.executable,
         "-m",
@@ -127,7 +134,7 @@ def celery_worker(
         "--concurrency",
         "1",
         "--hostname",
-        f"test-{uuid.uuid4().hex[:8]}@%h",
+        hostname or f"test-{uuid.uuid4().hex[:8]}@%h",
         "--purge",
         "--without-mingle",
         "--without-gossip",

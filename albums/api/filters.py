@@ -1,6 +1,27 @@
+from datetime import UTC
+
 import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
 
 from albums.models import Album, AlbumType, Image, ImageSource
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601, as UTC: Python accepts offsets up to ±23:59, PostgreSQL refuses past ±15:59 (a 500)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before the first representable instant
+            raise ValidationError("Enter a date and time between the years 1 and 9999.", code="invalid") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -10,8 +31,8 @@ class ImageFilter(django_filters.FilterSet):
     album = django_filters.NumberFilter(method="filter_album", help_text="Album id.")
     model = django_filters.CharFilter()
     q = django_filters.CharFilter(field_name="prompt", lookup_expr="icontains", help_text="Text in the prompt.")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Image

@@ -1,22 +1,33 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from albums.models import Album, Image, ThumbnailJob
+from albums.models import Album, Image, NsfwRating, ThumbnailJob
 from generation.models import DiffusionModel
-from imagineer.core.permissions import is_admin
-from imagineer.core.serializers import ImageIdsSerializer, JobSerializer, StrictModelSerializer, StrictSerializer
+from imagineer.core.serializers import (
+    AdminEnrichedMixin,
+    ImageIdsSerializer,
+    JobSerializer,
+    ObjectIdField,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 
 
 def _absolute(request, url: str) -> str:
     return request.build_absolute_uri(url) if request is not None else url
 
 
-class ImageSerializer(StrictModelSerializer):
+class ImageSerializer(AdminEnrichedMixin, StrictModelSerializer):
     """An image as clients see it. Files are reached by URL, never by path."""
+
+    # Moderation data: a machine's ADULT on an image an admin judged safe is not for the public.
+    admin_only_fields = ("nsfw_rating", "nsfw_flag_source")
 
     url = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
+    # Declared: a read-only model field would lose allow_blank, and "" (never rated) is a value.
+    nsfw_rating = serializers.ChoiceField(choices=NsfwRating.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Image
@@ -63,15 +74,6 @@ class ImageSerializer(StrictModelSerializer):
             "updated_at",
         ]
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        if request is None or not is_admin(request.user):
-            # Moderation data: a machine's ADULT on an image an admin judged safe is not for the public.
-            data.pop("nsfw_rating", None)
-            data.pop("nsfw_flag_source", None)
-        return data
-
     def get_url(self, obj) -> str:
         return _absolute(self.context.get("request"), reverse("image-detail", args=[obj.pk]))
 
@@ -108,7 +110,7 @@ class BulkImageFlagsSerializer(ImageIdsSerializer):
 
 
 class ThumbnailRebuildSerializer(StrictSerializer):
-    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=5000)
+    image_ids = serializers.ListField(child=ObjectIdField(), required=False, max_length=5000)
     album = serializers.PrimaryKeyRelatedField(queryset=Album.objects.all(), required=False)
 
     def validate(self, attrs):

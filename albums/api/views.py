@@ -2,10 +2,10 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -43,6 +43,9 @@ def _stream(image: Image, name: str, content_type: str, download_name: str) -> F
     response["Cache-Control"] = CACHE_PUBLIC if image.is_public and not image.is_nsfw else CACHE_PRIVATE
     response["ETag"] = f'"{image.sha256}"'
     response["X-Content-Type-Options"] = "nosniff"
+    # Originals are served as sent, trailing bytes of a polyglot included: opened on their own, they
+    # are a sandboxed document that may load and run nothing (inline style: the browser's image viewer).
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     return response
 
 
@@ -73,9 +76,10 @@ class ImageViewSet(viewsets.ModelViewSet):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
         if declared > settings.IMAGINEER_UPLOAD_MAX_BYTES + 1024 * 1024:
             # Refuse before reading a body that is bound to be too large.
+            limit = settings.IMAGINEER_UPLOAD_MAX_BYTES
             raise services.ImageTooLarge(
-                f"The upload is larger than the {settings.IMAGINEER_UPLOAD_MAX_BYTES // (1024 * 1024)} MB limit.",
-                details={"max_bytes": settings.IMAGINEER_UPLOAD_MAX_BYTES},
+                f"The upload is larger than the {services.describe_byte_limit(limit)} limit.",
+                details={"max_bytes": limit},
             )
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -166,6 +170,9 @@ class AlbumViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer):
         album = serializer.save()
         serializer.instance = self.get_queryset().get(pk=album.pk)
+
+    def perform_destroy(self, instance):
+        services.delete_album(instance)
 
     def _album_images(self, album):
         return (

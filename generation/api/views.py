@@ -1,12 +1,14 @@
 from django.conf import settings
-from django.shortcuts import get_object_or_404
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from albums.models import Image
 from generation import services
 from generation.api.serializers import (
     DiffusionModelSerializer,
@@ -79,7 +81,10 @@ class GenerationJobViewSet(
     filterset_fields = ["status", "model"]
 
     def get_queryset(self):
-        query = GenerationJob.objects.select_related("model").prefetch_related("images")
+        # A job lists only the results its reader may see: an output flagged NSFW (or made private
+        # by an admin) after it was generated is hidden from its owner like everywhere else.
+        images = Prefetch("images", queryset=Image.objects.visible_to(self.request.user))
+        query = GenerationJob.objects.select_related("model").prefetch_related(images)
         if getattr(self, "swagger_fake_view", False):  # schema generation has no real user
             return query.none()
         return query if is_admin(self.request.user) else query.filter(created_by=self.request.user)
@@ -103,7 +108,8 @@ class GenerationJobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel: a queued job at once, a running one between diffusion steps."""
-        job = jobs.cancel_job(self.get_object())
+        jobs.cancel_job(self.get_object())
+        job = self.get_object()  # read again through the queryset: cancel_job's refresh drops the filtered images
         return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data)
 
     @extend_schema(request=None, responses={202: GenerationJobSerializer})

@@ -8,8 +8,10 @@ afterwards, so a second job on the same model never reloads it.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -188,17 +190,33 @@ class GenerationOutput:
 
 
 def lora_local_path(lora: Lora) -> str:
+    """A local file holding the LoRA's weights: its stored file, or on remote storage a scratch copy.
+
+    The copy (purged by retention) is written under a temporary name and renamed when whole, and
+    one whose size is not the LoRA's is copied again: a copy cut short by a killed worker or a full
+    disk must not pass for the LoRA in every later job.
+    """
     from django.core.files.storage import default_storage
 
     try:
         return default_storage.path(lora.file.name)
-    except NotImplementedError:  # remote storage: workers copy it to scratch (purged by retention)
-        scratch = Path(settings.IMAGINEER_SCRATCH_DIR) / "loras" / f"{lora.sha256}.safetensors"
-        if not scratch.exists():
-            scratch.parent.mkdir(parents=True, exist_ok=True)
-            with default_storage.open(lora.file.name, "rb") as src, open(scratch, "wb") as dst:
-                dst.write(src.read())
+    except NotImplementedError:
+        pass
+    scratch = Path(settings.IMAGINEER_SCRATCH_DIR) / "loras" / f"{lora.sha256}.safetensors"
+    # file_size is the size registered with the LoRA (0: unknown). A copy of another size was cut
+    # short by an earlier version that wrote in place; copies are renamed into place when whole.
+    if scratch.is_file() and (not lora.file_size or scratch.stat().st_size == lora.file_size):
         return str(scratch)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    # Per process: two pool processes copying the same LoRA at once each rename a whole file.
+    partial = scratch.with_name(f"{scratch.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    try:
+        with default_storage.open(lora.file.name, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        os.replace(partial, scratch)
+    finally:
+        partial.unlink(missing_ok=True)
+    return str(scratch)
 
 
 def _apply_loras(pipe, loras: Sequence[tuple[Lora, float]]) -> None:

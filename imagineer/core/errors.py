@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -50,6 +52,31 @@ class ConflictError(ImagineerError):
 class ServiceUnavailableError(ImagineerError):
     status_code = 503
     code = "service_unavailable"
+    retry_after = 5  # seconds: the services behind a 503 (database, cache, queue) come back on their own
+
+
+def outage_error(exc: BaseException | None) -> ServiceUnavailableError | None:
+    """The 503 for an exception that means a backing service is not answering, else None.
+
+    The database (any request may need it) and Redis as the cache (rate limits). The task queue
+    is reported where a job is sent (imagineer.core.jobs.enqueue_job: `queue_unavailable`).
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailableError(
+            "The database is unavailable right now; try again shortly.", code="database_unavailable"
+        )
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is installed with Celery's Redis transport
+        return None
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return ServiceUnavailableError(
+            "The cache is unavailable right now; try again shortly.", code="cache_unavailable"
+        )
+    return None
 
 
 DRF_CODES = {
@@ -112,6 +139,9 @@ def _plain(detail: Any) -> Any:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF EXCEPTION_HANDLER: map every exception to the envelope."""
     headers: dict[str, str] = {}
+    if (outage := outage_error(exc)) is not None:
+        logger.warning("api.service_unavailable", code=outage.code, exc_type=type(exc).__name__)
+        exc = outage
     if isinstance(exc, ImagineerError):
         if getattr(exc, "retry_after", None):
             headers["Retry-After"] = str(exc.retry_after)
@@ -120,6 +150,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        # Django's request limits (DATA_UPLOAD_MAX_*), met while DRF parses the body: the client's doing.
+        limit = f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes"
+        message = f"The request body is over the {limit} limit for anything but uploaded files."
+        return Response(error_body("request_too_large", message), status=413)
+    elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        message = f"The request has more than {limit:,} form fields; send long lists as JSON."
+        if isinstance(exc, TooManyFilesSent):
+            message = f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files."
+        return Response(error_body("malformed_request", message), status=400)
     if isinstance(exc, drf_exceptions.APIException):
         code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "error")
         if isinstance(exc, drf_exceptions.ValidationError):

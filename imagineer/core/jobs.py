@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -23,9 +24,10 @@ from typing import TypeVar
 
 import structlog
 from celery import current_app
+from celery.exceptions import Reject
 from django.apps import apps
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -38,6 +40,13 @@ logger = get_logger(__name__)
 ABSOLUTE_PATH = re.compile(r"(?<![\w:/>])/(?:[\w.\-]+/)+[\w.\-]*")
 
 Job = TypeVar("Job", bound=AbstractJob)
+T = TypeVar("T")
+
+# The database went away (restart, failover, network): what the lifecycle's own statements
+# (claim, finish) wait through before giving up, well inside IMAGINEER_JOB_STALE_AFTER_SECONDS so a
+# job that outlived a short outage is finished by its worker rather than reaped.
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_PATIENCE_SECONDS = 60.0
 
 
 class JobCancelled(Exception):
@@ -92,36 +101,90 @@ def enqueue_job(job: AbstractJob) -> None:
     transaction.on_commit(send)
 
 
+def _worker_name() -> str:
+    """The Celery node name claiming the job (`gpu0@host`), else the machine's host name.
+
+    Two workers on one machine (a GPU each) share a host name; the node name, unique per worker,
+    is also what `celery inspect` and `control cancel_consumer --destination` answer to.
+    """
+    from celery import current_task
+
+    node = getattr(getattr(current_task, "request", None), "hostname", None)
+    return str(node) if node else socket.gethostname()
+
+
+def _close_broken_connection() -> None:
+    """Drop this thread's database connection after an outage error, so the next statement reconnects."""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass  # it was broken anyway
+
+
+def _through_outage(statement: Callable[[], T], *, step: str, patience: float = DATABASE_PATIENCE_SECONDS) -> T:
+    """Run one lifecycle statement, again and again (backing off) while the database cannot be reached."""
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return statement()
+        except DATABASE_OUTAGE_ERRORS as exc:
+            if connection.in_atomic_block or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("job.database_unavailable", step=step, exc_type=type(exc).__name__, retry_in=delay)
+            _close_broken_connection()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def claim_job(model: type[Job], job_id: int, *, task_id: str = "") -> Job | None:
-    """Move a queued job to running; None when it is gone, already claimed, or cancelled."""
-    now = timezone.now()
-    claimed = model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        worker=socket.gethostname(),
-        celery_task_id=task_id,
-        attempts=F("attempts") + 1,
-        updated_at=now,
-    )
-    if not claimed:
+    """Move a queued job to running; None when it is gone, already claimed, or cancelled.
+
+    Waits through a short database outage; after DATABASE_PATIENCE_SECONDS the outage error is raised.
+    """
+
+    def claim() -> int:
+        now = timezone.now()
+        return model.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=_worker_name(),
+            celery_task_id=task_id,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+
+    # An UPDATE that committed but whose answer the outage swallowed is retried as a skip (the row
+    # is running already): the reaper ends that attempt. Rare, and never a job run twice.
+    if not _through_outage(claim, step="claim"):
         logger.info("job.claim_skipped", job_type=model._meta.label, job_id=job_id)
         return None
-    return model.objects.get(pk=job_id)
+    return _through_outage(lambda: model.objects.get(pk=job_id), step="claim")
 
 
 def record_progress(job: AbstractJob, current: int, total: int | None = None, message: str = "") -> None:
-    """Store progress and a heartbeat; raise JobCancelled if an operator asked to stop."""
+    """Store progress and a heartbeat; raise JobCancelled if an operator asked to stop.
+
+    While the database cannot be reached the report is dropped and the work goes on: the next
+    report after the outage says whether the job is still this worker's (JobLost if it was reaped).
+    """
     fields = {"progress_current": current, "heartbeat_at": timezone.now(), "updated_at": timezone.now()}
     if total is not None:
         fields["progress_total"] = total
     if message:
         fields["progress_message"] = message[:255]
-    if not _this_claim(job).update(**fields):
-        raise JobLost()
-    for name, value in fields.items():
-        setattr(job, name, value)
-    raise_if_cancelled(job)
+    try:
+        if not _this_claim(job).update(**fields):
+            raise JobLost()
+        for name, value in fields.items():
+            setattr(job, name, value)
+        raise_if_cancelled(job)
+    except DATABASE_OUTAGE_ERRORS as exc:
+        if connection.in_atomic_block:
+            raise
+        logger.warning("job.progress_not_saved", exc_type=type(exc).__name__)
+        _close_broken_connection()
 
 
 def _this_claim(job: AbstractJob):
@@ -141,11 +204,15 @@ def raise_if_cancelled(job: AbstractJob) -> None:
 
 def finish_job(job: AbstractJob, status: JobStatus, error_message: str = "") -> bool:
     """End a running job. False when it was no longer running (e.g. reaped meanwhile)."""
-    now = timezone.now()
-    done = _this_claim(job).update(
-        status=status, finished_at=now, heartbeat_at=now, error_message=error_message[:4000], updated_at=now
-    )
-    job.refresh_from_db()
+
+    def finish() -> int:
+        now = timezone.now()
+        return _this_claim(job).update(
+            status=status, finished_at=now, heartbeat_at=now, error_message=error_message[:4000], updated_at=now
+        )
+
+    done = _through_outage(finish, step="finish")
+    _through_outage(job.refresh_from_db, step="finish")
     logger.info("job.finished", job_type=job._meta.label, job_id=job.pk, status=job.status)
     return bool(done)
 
@@ -228,7 +295,14 @@ def heartbeat(job: AbstractJob, interval: float | None = None) -> Iterator[None]
     def beat() -> None:
         try:
             while not stop.wait(interval):
-                _this_claim(job).update(heartbeat_at=timezone.now())
+                try:
+                    _this_claim(job).update(heartbeat_at=timezone.now())
+                except DATABASE_OUTAGE_ERRORS as exc:
+                    # Keep beating: a thread that died here would leave a healthy job to the reaper.
+                    logger.warning(
+                        "job.heartbeat_not_saved", job_type=model._meta.label, job_id=pk, exc_type=type(exc).__name__
+                    )
+                    _close_broken_connection()
         finally:
             connection.close()
 
@@ -247,7 +321,13 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
     `work` reports progress with record_progress(); an exception fails the job with a readable
     message, JobCancelled ends it as cancelled. Returns the job, or None if it could not be claimed.
     """
-    job = claim_job(model, job_id, task_id=task_id)
+    try:
+        job = claim_job(model, job_id, task_id=task_id)
+    except DATABASE_OUTAGE_ERRORS as exc:
+        # Acknowledged, the message would be gone while the row still says queued: a lost job.
+        # Rejected with requeue, it is delivered again (and claimed once the database is back).
+        logger.error("job.claim_failed", job_type=model._meta.label, job_id=job_id, exc_type=type(exc).__name__)
+        raise Reject(exc, requeue=True) from exc
     if job is None:
         return None
     # Every log line of the job's work, whoever logs it, carries the job's type and id.
@@ -264,7 +344,8 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
             logger.exception("job.failed")
             finish_job(job, JobStatus.FAILED, describe_failure(exc))
         else:
-            if model.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            cancel_requested = model.objects.filter(pk=job.pk, cancel_requested=True).exists
+            if _through_outage(cancel_requested, step="finish"):
                 finish_job(job, JobStatus.CANCELLED, "Cancelled by an operator.")
             else:
                 finish_job(job, JobStatus.SUCCEEDED)
@@ -275,6 +356,8 @@ def describe_failure(exc: Exception) -> str:
     """The error message an operator reads: the exception's own words, without paths."""
     from imagineer.core.logging import redact_event
 
+    if isinstance(exc, DATABASE_OUTAGE_ERRORS):  # its text names hosts and ports, not the problem
+        return f"The database could not be reached while the job ran ({type(exc).__name__}). Retry the job."
     text = str(exc) or type(exc).__name__
     text = redact_event(None, "", {"error": f"{type(exc).__name__}: {text}"})["error"]
     return ABSOLUTE_PATH.sub("<path>", text)  # paths outside the known roots too (scratch, /tmp)

@@ -16,6 +16,7 @@ import uuid
 from contextvars import ContextVar
 
 import structlog
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -69,6 +70,17 @@ def authenticated_user_id() -> int | None:
     return user.pk if getattr(user, "is_authenticated", False) else None
 
 
+def _user_id(request: HttpRequest) -> int | None:
+    """The request's user for its log line; DRF authenticates in the view and sets request.user
+    then, so token users count too."""
+    user = getattr(request, "user", None)
+    try:
+        return user.pk if getattr(user, "is_authenticated", False) else None
+    except DatabaseError:
+        # A session user not loaded yet, with the database gone: the answer (a 503) still goes out.
+        return None
+
+
 def accept_request_id(candidate: str | None) -> str:
     if candidate and SANE_REQUEST_ID.match(candidate):
         return candidate
@@ -89,15 +101,13 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
-            # DRF authenticates in the view and sets request.user then, so token users count too.
-            user = getattr(request, "user", None)
             logger.info(
                 "request",
                 method=request.method,
                 path=request.path,  # never the query string
                 status=response.status_code,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
-                user_id=user.pk if getattr(user, "is_authenticated", False) else None,
+                user_id=_user_id(request),
             )
         finally:
             clear_request_context()

@@ -1,6 +1,11 @@
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 from imagineer.core.models import AbstractJob
+from imagineer.core.permissions import is_admin
+
+# Context key set only while the OpenAPI schema is built: describe every field, whoever asks.
+DESCRIBING_SCHEMA = "_describing_schema"
 
 
 class StrictFieldsMixin:
@@ -24,6 +29,54 @@ class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     pass
+
+
+class AdminEnrichedMixin:
+    """`admin_only_fields` are in the representation for admins only, and only computed for them.
+
+    Without a request (a serializer used outside a view) they are left out: hiding is the safe
+    default. The schema describes them, whoever fetches it, as optional (AdminEnrichedSchema).
+    """
+
+    admin_only_fields: tuple[str, ...] = ()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.context.get(DESCRIBING_SCHEMA):
+            return fields
+        request = self.context.get("request")
+        if request is not None and is_admin(request.user):
+            return fields
+        return {name: field for name, field in fields.items() if name not in self.admin_only_fields}
+
+
+class AdminEnrichedSchema(OpenApiSerializerExtension):
+    """One schema for both shapes: admin-only fields are described but never required.
+
+    The schema view builds serializers with a request of whoever fetched it; without this, an
+    anonymous reader's schema would omit the admin fields and an admin's would require them of
+    public responses.
+    """
+
+    target_class = AdminEnrichedMixin
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        full = type(self.target)(context={**self.target.context, DESCRIBING_SCHEMA: True})
+        schema = auto_schema._map_basic_serializer(full, direction)
+        admin_only = set(self.target.admin_only_fields)
+        required = [name for name in schema.get("required", []) if name not in admin_only]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+        note = "Admins only: left out of the response for everyone else."
+        for name in admin_only & set(schema.get("properties", {})):
+            prop = schema["properties"][name]
+            if "$ref" in prop:
+                schema["properties"][name] = prop = {"allOf": [prop]}
+            prop["description"] = f"{prop['description']} {note}" if prop.get("description") else note
+        return schema
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -53,5 +106,18 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# Ids are BigAutoField: a larger number names nothing, and SQLite cannot even bind it (`id IN (...)`).
+MAX_OBJECT_ID = 2**63 - 1
+
+
+class ObjectIdField(serializers.IntegerField):
+    """An object id in a request body: 1 to MAX_OBJECT_ID."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_OBJECT_ID)
+        super().__init__(**kwargs)
+
+
 class ImageIdsSerializer(StrictSerializer):
-    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=5000)
+    image_ids = serializers.ListField(child=ObjectIdField(), allow_empty=False, max_length=5000)

@@ -20,7 +20,7 @@ from generation.services import default_model
 from imagineer.core import jobs
 from imagineer.core.permissions import IsAdmin, is_admin
 from imagineer.core.ratelimits import enforce_rate_limit
-from imagineer.core.serializers import JobSerializer, StrictSerializer
+from imagineer.core.serializers import AdminEnrichedMixin, JobSerializer, ObjectIdField, StrictSerializer
 from training import logs, runs
 from training.models import TrainingCheckpoint, TrainingRun
 
@@ -45,8 +45,9 @@ class TrainingCheckpointSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrainingRunSerializer(JobSerializer):
-    """A run. Non-admins get PUBLIC_FIELDS only."""
+class TrainingRunSerializer(AdminEnrichedMixin, JobSerializer):
+    """A run. Non-admins get PUBLIC_FIELDS only, and only those are computed (no album or
+    checkpoint queries for rows they never see)."""
 
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     model_family = serializers.CharField(source="model.family", read_only=True)
@@ -65,15 +66,7 @@ class TrainingRunSerializer(JobSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    def get_fields(self):
-        # Non-admins get only the public fields, and only those are computed (no album or
-        # checkpoint queries for rows they never see). Without a request (schema generation) the
-        # full shape is described.
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None and not is_admin(request.user):
-            return {name: fields[name] for name in PUBLIC_FIELDS}
-        return fields
+    admin_only_fields = tuple(name for name in Meta.fields if name not in PUBLIC_FIELDS)
 
     def get_lora_name(self, obj) -> str | None:
         return obj.lora.name if obj.lora is not None and obj.lora.enabled else None
@@ -88,7 +81,7 @@ class TrainingRunSerializer(JobSerializer):
 class TrainingRunCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     albums = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=MAX_ALBUMS, help_text="Album ids."
+        child=ObjectIdField(), allow_empty=False, max_length=MAX_ALBUMS, help_text="Album ids."
     )
     model = serializers.CharField(required=False, help_text="Model name; the default model when left out.")
     trigger_words = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
