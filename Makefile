@@ -9,8 +9,11 @@ PIP := $(VENV)/bin/pip
 run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
 
+# Two test processes (pytest-xdist): CI has 2 cores. Each gets its own data dir, test database and
+# Redis databases (tests/settings.py); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

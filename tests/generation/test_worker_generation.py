@@ -93,7 +93,7 @@ def test_set_run_goes_on_after_a_failed_batch(tiny_model, tiny_lora, client, med
     with celery_worker(queues="generation", media_root=media_root) as worker:
         body = client.post(
             f"/api/albums/{template.pk}/generate/",
-            {"theme": "t", "steps": 40, "width": 64, "height": 64, "batch_size": 4},
+            {"theme": "t", "steps": 16, "width": 64, "height": 64, "batch_size": 4},
         ).json()
         deadline = time.monotonic() + 120
         while SetRun.objects.get(pk=body["id"]).completed_items < 4:
