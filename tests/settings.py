@@ -43,6 +43,9 @@ if _xdist_worker.startswith("gw") and _xdist_worker[2:].isdigit():
 
     _shift = 2 * int(_xdist_worker[2:])
     CELERY_BROKER_URL = _shifted_redis_db(CELERY_BROKER_URL, _shift)  # noqa: F405
+    # Celery reads the CELERY_BROKER_URL environment variable before its config: the app in this
+    # process must send where this process's workers listen.
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
     if REDIS_URL:  # noqa: F405
         REDIS_URL = _shifted_redis_db(REDIS_URL, _shift)  # noqa: F405
         CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
