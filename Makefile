@@ -10,10 +10,11 @@ run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
 
 # Two test processes (pytest-xdist): CI has 2 cores. Each gets its own data dir, test database and
-# Redis databases (tests/settings.py); PYTEST_WORKERS=0 runs in one process.
+# Redis databases (tests/settings.py); PYTEST_WORKERS=0 runs in one process. --dist loadgroup keeps
+# tests marked xdist_group (the fault suites, which share one Celery worker and its proxies) on one process.
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

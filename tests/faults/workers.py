@@ -1,0 +1,173 @@
+"""Real processes for the fault tests: a Celery worker that can be killed whole or in part, a web server.
+
+The worker runs in a session (process group) of its own, so `kill_group` is what a `kill -9` of
+the worker's group does (systemd's KillMode=mixed on its final SIGKILL, a supervisor killing the
+group): the worker's main and pool processes die, while a trainer, which starts a session of its
+own, is left to notice by itself. `kill_pool` is what the kernel's OOM killer does to the biggest
+process (the pool process holding the model); `kill_tree` is a lost machine or cgroup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree
+
+
+def log_events(watcher: OutputWatcher) -> list[dict]:
+    """The JSON log lines a process printed (LOG_FORMAT=json), parsed; other output is skipped."""
+    events = []
+    for line in list(watcher.lines):
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events
+
+
+def wait_for_event(watcher: OutputWatcher, event: str, timeout: float, **fields) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in log_events(watcher):
+            if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                return entry
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} {fields} within {timeout}s:\n{watcher.text[-3000:]}")
+
+
+class Worker:
+    """`celery -A imagineer worker` (prefork, one pool process) with this test's settings in `env`."""
+
+    def __init__(self, env: dict[str, str], queues: str):
+        self.env, self.queues = env, queues
+        self.proc: subprocess.Popen | None = None
+        self.watcher: OutputWatcher | None = None
+        self.name = f"faults-{uuid.uuid4().hex[:8]}@%h"
+
+    def start(self, *, purge: bool = False, timeout: float = 120) -> Worker:
+        command = [
+            sys.executable, "-m", "celery", "-A", "imagineer", "worker", "--loglevel", "INFO",
+            "-Q", self.queues, "--pool", "prefork", "--concurrency", "1", "--hostname", self.name,
+            "--without-mingle", "--without-gossip", *(["--purge"] if purge else []),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        self.watcher = OutputWatcher(self.proc)
+        if not self.watcher.wait_for("ready", timeout=timeout):
+            self.stop()
+            raise AssertionError("Celery worker did not become ready:\n" + self.watcher.text[-3000:])
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def pool_pid(self, timeout: float = 30) -> int:
+        """The pool process (the one that runs tasks); a fresh one after the last was killed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            children = [c for c in psutil.Process(self.proc.pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+            if children:
+                return children[0].pid
+            time.sleep(0.1)
+        raise AssertionError("the worker has no pool process")
+
+    def kill_pool(self) -> int:
+        pid = self.pool_pid()
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_group(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def kill_tree(self) -> None:
+        kill_tree(self.proc)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        kill_tree(self.proc)  # the tests are done with it: no shutdown to wait for
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # anything of its group still there
+        except ProcessLookupError:
+            pass
+
+
+class WebServer:
+    """gunicorn, one sync worker: it keeps its database connection between requests, as in production."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable, "-m", "gunicorn", "imagineer.wsgi", "--bind", f"127.0.0.1:{self.port}",
+            "--workers", "1", "--timeout", "60", "--access-logfile", "-",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+        self.watcher = OutputWatcher(self.proc)
+
+    def wait_ready(self, get, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.watcher.text[-3000:]
+            try:
+                get("/healthz")
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("gunicorn did not answer:\n" + self.watcher.text[-3000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        kill_tree(self.proc)
+
+
+@dataclass(frozen=True)
+class FaultDirs:
+    """Folders the fault tests share with the worker they keep running: media, training, config."""
+
+    media: Path
+    training: Path
+    config: Path
+
+
+def process_env(*, database_url: str, broker_url: str, redis_url: str, dirs: FaultDirs, **extra: str) -> dict:
+    """The environment of a worker or web process on this test's database, broker and folders."""
+    from django.conf import settings
+
+    env = base_env(
+        IMAGINEER_DATA_DIR=str(settings.DATA_DIR),
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        MEDIA_ROOT=str(dirs.media),
+        IMAGINEER_CONFIG=str(dirs.config),
+        IMAGINEER_SCRATCH_DIR=str(settings.IMAGINEER_SCRATCH_DIR),
+        IMAGINEER_TRAINING_DIR=str(dirs.training),
+        IMAGINEER_JOB_HEARTBEAT_SECONDS="1",
+        LOG_FORMAT="json",
+        **extra,
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
