@@ -22,8 +22,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, ProtectedError
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from PIL import ExifTags, UnidentifiedImageError
 from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
 
 from albums.models import (
     NSFW_RATINGS,
@@ -190,10 +190,30 @@ def render_thumbnail(fileobj: IO[bytes], size: int | None = None) -> bytes:
         return _thumbnail_of(img, size)
 
 
+# EXIF orientation → the turn that makes the picture upright (as ImageOps.exif_transpose reads it).
+_UPRIGHT = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_270,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_90,
+}
+
+
 def _thumbnail_of(img: PILImage.Image, size: int | None = None) -> bytes:
     size = size or settings.IMAGINEER_THUMBNAIL_SIZE
-    img = ImageOps.exif_transpose(img)  # a copy: the caller's image is untouched
-    img.thumbnail((size, size))
+    # Shrink, then turn upright: turning first copies the full-size picture (a second 190 MB for a
+    # 64 MP photo). The box is square, so the scale is the same either way. The caller's image is
+    # not changed: resize and transpose return new images.
+    turn = _UPRIGHT.get(img.getexif().get(ExifTags.Base.Orientation))
+    width, height = img.size
+    scale = size / max(width, height)
+    if scale < 1:
+        img = img.resize((max(1, round(width * scale)), max(1, round(height * scale))), reducing_gap=2.0)
+    if turn is not None:
+        img = img.transpose(turn)
     if img.mode not in ("RGB", "RGBA"):
         has_alpha = "A" in img.mode or "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")

@@ -111,8 +111,21 @@ else:
 
 # --- Cache (rate limits live here too) ------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# A Redis that accepts connections and then stops answering would otherwise hold each request
+# (a rate-limit count, /readyz) for as long as TCP keeps the socket; with these it answers 503.
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=5.0)
+
+
+def redis_cache(url: str, socket_timeout: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> dict:
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {"socket_connect_timeout": socket_timeout, "socket_timeout": socket_timeout},
+    }
+
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": redis_cache(REDIS_URL)}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

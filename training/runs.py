@@ -301,15 +301,15 @@ def trainer_env() -> dict[str, str]:
 class _RunProgress:
     """Turns the trainer's events into the run's row: progress, loss, checkpoints (cancel is seen here)."""
 
-    def __init__(self, run: TrainingRun, output_dir: Path, log: logs.LogWriter):
-        self.run, self.output_dir, self.log = run, output_dir, log
+    def __init__(self, run: TrainingRun, output_dir: Path):
+        self.run, self.output_dir = run, output_dir
         self.last_write = 0.0
 
     def __call__(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "started":
-            TrainingRun.objects.filter(pk=self.run.pk).update(device=str(event.get("device", ""))[:16])
-            jobs.record_progress(self.run, 0, int(event.get("total") or 0), "Training")
+            device = {"device": str(event.get("device", ""))[:16]}
+            jobs.record_progress(self.run, 0, int(event.get("total") or 0), "Training", extra_fields=device)
         elif kind == "step":
             now = time.monotonic()
             last = event.get("step") == event.get("total")
@@ -317,10 +317,13 @@ class _RunProgress:
             # second (and at the last step), not once per step.
             if last or now - self.last_write >= PROGRESS_WRITE_SECONDS:
                 self.last_write = now
-                TrainingRun.objects.filter(pk=self.run.pk, attempts=self.run.attempts).update(
-                    latest_loss=_finite(event.get("loss"))
+                jobs.record_progress(
+                    self.run,
+                    int(event["step"]),
+                    int(event["total"]),
+                    f"Step {event['step']}",
+                    extra_fields={"latest_loss": _finite(event.get("loss"))},
                 )
-                jobs.record_progress(self.run, int(event["step"]), int(event["total"]), f"Step {event['step']}")
         elif kind == "checkpoint":
             self._store_checkpoint(event)
 
@@ -414,7 +417,7 @@ def _supervise_trainer(run: TrainingRun, scratch: Path, output_dir: Path, log: l
             env=trainer_env(),
             guards=effective_guards(),
             on_line=log.write,
-            on_event=_RunProgress(run, output_dir, log),
+            on_event=_RunProgress(run, output_dir),
             on_start=lambda pid: TrainingRun.objects.filter(pk=run.pk).update(trainer_pid=pid),
             poll=lambda: jobs.raise_if_cancelled(run),
         )

@@ -6,6 +6,7 @@ import os
 import uuid
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -35,12 +36,22 @@ def check_broker() -> None:
             raise OSError("broker folder is missing or not writable")
 
 
+def check_cache() -> None:
+    """The cache holds the rate-limit counters: without it, rate-limited requests answer 503."""
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "ok", timeout=10)
+    found = cache.get(key)
+    cache.delete(key)
+    if found != "ok":
+        raise RuntimeError("the cache did not return what was stored")
+
+
 def check_media() -> None:
     name = default_storage.save(f".readyz/{uuid.uuid4().hex}", ContentFile(b"ok"))
     default_storage.delete(name)
 
 
-READINESS_CHECKS = {"database": check_database, "broker": check_broker, "media": check_media}
+READINESS_CHECKS = {"database": check_database, "broker": check_broker, "cache": check_cache, "media": check_media}
 
 
 @never_cache

@@ -163,13 +163,19 @@ def claim_job(model: type[Job], job_id: int, *, task_id: str = "") -> Job | None
     return _through_outage(lambda: model.objects.get(pk=job_id), step="claim")
 
 
-def record_progress(job: AbstractJob, current: int, total: int | None = None, message: str = "") -> None:
+def record_progress(
+    job: AbstractJob, current: int, total: int | None = None, message: str = "", extra_fields: dict | None = None
+) -> None:
     """Store progress and a heartbeat; raise JobCancelled if an operator asked to stop.
+
+    extra_fields are columns of the job's own model written in the same update (a training run's
+    latest loss), so they share its outage handling and its claim check.
 
     While the database cannot be reached the report is dropped and the work goes on: the next
     report after the outage says whether the job is still this worker's (JobLost if it was reaped).
     """
-    fields = {"progress_current": current, "heartbeat_at": timezone.now(), "updated_at": timezone.now()}
+    fields = {**(extra_fields or {}), "progress_current": current, "heartbeat_at": timezone.now()}
+    fields["updated_at"] = timezone.now()
     if total is not None:
         fields["progress_total"] = total
     if message:

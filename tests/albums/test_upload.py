@@ -199,3 +199,28 @@ def test_exif_orientation_applied_to_thumbnail(admin_client_api):
     with Image.objects.get(pk=body["id"]).thumbnail.open("rb") as fh:
         thumb = PILImage.open(fh)
         assert thumb.size[1] > thumb.size[0]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_thumbnail_is_shrunk_then_turned_upright_like_the_displayed_picture(orientation):
+    """The thumbnail is made small before it is turned, and ends the same as turning the full picture."""
+    from PIL import ImageOps
+
+    from albums.services import render_thumbnail
+
+    picture = PILImage.new("RGB", (800, 400), (0, 0, 0))
+    for box, colour in [((0, 0, 400, 200), (255, 0, 0)), ((400, 0, 800, 200), (0, 255, 0)),
+                        ((0, 200, 400, 400), (0, 0, 255)), ((400, 200, 800, 400), (255, 255, 0))]:  # fmt: skip
+        picture.paste(colour, box)
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    picture.save(out, "PNG", exif=exif)
+
+    expected = ImageOps.exif_transpose(PILImage.open(io.BytesIO(out.getvalue())))
+    expected.thumbnail((64, 64))
+    thumb = PILImage.open(io.BytesIO(render_thumbnail(io.BytesIO(out.getvalue()), size=64))).convert("RGB")
+    assert thumb.size == expected.size
+    w, h = thumb.size
+    for x, y in [(w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)]:
+        assert all(abs(a - b) < 40 for a, b in zip(thumb.getpixel((x, y)), expected.getpixel((x, y)), strict=True))

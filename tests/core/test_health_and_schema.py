@@ -1,5 +1,8 @@
+import socket
+
 import pytest
 
+from imagineer.settings import redis_cache
 from tests.conftest import assert_envelope
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +17,10 @@ def test_healthz(api_client):
 def test_readyz_all_ok(api_client):
     response = api_client.get("/readyz")
     assert response.status_code == 200, response.content
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok", "media": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok", "cache": "ok", "media": "ok"},
+    }
 
 
 def test_readyz_names_unreachable_media(api_client, settings, tmp_path):
@@ -22,7 +28,7 @@ def test_readyz_names_unreachable_media(api_client, settings, tmp_path):
     blocker.write_text("not a folder")
     settings.MEDIA_ROOT = blocker / "media"
     error = assert_envelope(api_client.get("/readyz"), 503, "not_ready")
-    assert error["details"]["checks"] == {"database": "ok", "broker": "ok", "media": "unavailable"}
+    assert error["details"]["checks"] == {"database": "ok", "broker": "ok", "cache": "ok", "media": "unavailable"}
     assert str(tmp_path) not in error["message"]
 
 
@@ -31,6 +37,23 @@ def test_readyz_names_unreachable_broker(api_client, settings):
     error = assert_envelope(api_client.get("/readyz"), 503, "not_ready")
     assert error["details"]["checks"]["broker"] == "unavailable"
     assert error["details"]["checks"]["database"] == "ok"
+
+
+def test_readyz_names_an_unreachable_cache(api_client, settings):
+    """Rate limits count in the cache: a web node without it answers 503 to those requests."""
+    settings.CACHES = {"default": redis_cache("redis://127.0.0.1:1/0")}  # nothing listens on port 1
+    error = assert_envelope(api_client.get("/readyz"), 503, "not_ready")
+    assert error["details"]["checks"] == {"database": "ok", "broker": "ok", "cache": "unavailable", "media": "ok"}
+    assert error["message"] == "Not ready: cache unavailable."
+
+
+@pytest.mark.timeout(30)
+def test_readyz_answers_when_redis_accepts_but_never_replies(api_client, settings):
+    """Without socket timeouts the cache read would wait as long as TCP keeps the socket open."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, accepts into its backlog, never answers
+        settings.CACHES = {"default": redis_cache(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", 1)}
+        error = assert_envelope(api_client.get("/readyz"), 503, "not_ready")
+    assert error["details"]["checks"]["cache"] == "unavailable"
 
 
 def test_openapi_schema_describes_every_endpoint(api_client):

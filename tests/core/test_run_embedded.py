@@ -54,7 +54,12 @@ def test_run_embedded_serves_runs_jobs_and_stops_on_ctrl_c(tmp_path):
         assert out.wait_for(f"{base}/admin/", timeout=30), out.text[-2000:]
         assert "initial-admin-password.txt" in out.text
         assert (data_dir / "imagineer.sqlite3").exists() and (data_dir / "broker" / "queue").is_dir()
-        assert wait_http(f"{base}/readyz").json()["checks"] == {"database": "ok", "broker": "ok", "media": "ok"}
+        assert wait_http(f"{base}/readyz").json()["checks"] == {
+            "database": "ok",
+            "broker": "ok",
+            "cache": "ok",
+            "media": "ok",
+        }
         children = psutil.Process(proc.pid).children(recursive=True)
         commands = [" ".join(c.cmdline()) for c in children]
         assert any("runserver" in c for c in commands)

@@ -170,3 +170,32 @@ def test_the_trainer_gets_no_credentials_in_its_environment(monkeypatch):
     for dropped in ("DATABASE_URL", "SECRET_KEY", "ANTHROPIC_API_KEY", "EMAIL_URL", "CELERY_BROKER_URL",
                     "IMAGINEER_ALERT_WEBHOOK_URL", "AWS_SECRET_ACCESS_KEY"):  # fmt: skip
         assert dropped not in env
+
+
+def test_a_reaped_attempts_late_progress_leaves_the_retrys_loss_and_device_alone(fake_run, tmp_path):
+    """The progress handler writes loss and device in the claim-checked progress update: a trainer
+    whose attempt was reaped and retried elsewhere changes nothing of the new attempt's row."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    run = fake_run("stream")
+    first_claim = jobs.claim_job(TrainingRun, run.pk)
+    handler = runs._RunProgress(first_claim, tmp_path)
+    handler({"event": "started", "device": "cuda", "total": 600})
+    handler({"event": "step", "step": 1, "total": 600, "loss": 0.25})
+    run.refresh_from_db()
+    assert (run.device, run.latest_loss, run.progress_current) == ("cuda", 0.25, 1)
+
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert jobs.reap_stale_jobs(timedelta(minutes=5)) == 1
+    jobs.retry_job(TrainingRun.objects.get(pk=run.pk))
+    second_claim = jobs.claim_job(TrainingRun, run.pk)
+    runs._RunProgress(second_claim, tmp_path)({"event": "started", "device": "cpu", "total": 600})
+
+    with pytest.raises(jobs.JobLost):
+        handler({"event": "started", "device": "cuda", "total": 600})  # a trainer restarted late
+    with pytest.raises(jobs.JobLost):
+        handler({"event": "step", "step": 600, "total": 600, "loss": 9.0})
+    run.refresh_from_db()
+    assert (run.attempts, run.device, run.latest_loss, run.progress_current) == (2, "cpu", None, 0)
