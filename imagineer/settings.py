@@ -162,6 +162,10 @@ IMAGINEER_UPLOAD_MAX_BYTES = env.int("IMAGINEER_UPLOAD_MAX_BYTES", default=20 * 
 IMAGINEER_UPLOAD_MAX_PIXELS = env.int("IMAGINEER_UPLOAD_MAX_PIXELS", default=64_000_000)
 IMAGINEER_UPLOAD_RATE = env.str("IMAGINEER_UPLOAD_RATE", default="600/h")
 IMAGINEER_THUMBNAIL_SIZE = env.int("IMAGINEER_THUMBNAIL_SIZE", default=256)
+# Public image files: browsers keep them a day; shared caches (a CDN, a proxy) only this long, so
+# an image made private or flagged NSFW stops being served to others from a cache within minutes.
+IMAGINEER_BROWSER_CACHE_SECONDS = env.int("IMAGINEER_BROWSER_CACHE_SECONDS", default=86400)
+IMAGINEER_SHARED_CACHE_SECONDS = env.int("IMAGINEER_SHARED_CACHE_SECONDS", default=300)
 # The multipart body may be a little larger than the file it carries.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -29,8 +29,13 @@ from imagineer.core.permissions import IsAdmin
 from imagineer.core.ratelimits import enforce_rate_limit
 from imagineer.core.serializers import ImageIdsSerializer
 
-CACHE_PUBLIC = "public, max-age=86400"
 CACHE_PRIVATE = "private, no-store"
+
+
+def _cache_control(image: Image) -> str:
+    if not image.is_public or image.is_nsfw:
+        return CACHE_PRIVATE
+    return f"public, max-age={settings.IMAGINEER_BROWSER_CACHE_SECONDS}, s-maxage={settings.IMAGINEER_SHARED_CACHE_SECONDS}"
 
 
 def _stream(image: Image, name: str, content_type: str, download_name: str) -> FileResponse:
@@ -40,7 +45,7 @@ def _stream(image: Image, name: str, content_type: str, download_name: str) -> F
         raise NotFoundError("The file of this image is missing from storage.", code="file_missing") from exc
     response = FileResponse(handle, content_type=content_type, filename=download_name)
     response["Content-Disposition"] = f'inline; filename="{download_name}"'
-    response["Cache-Control"] = CACHE_PUBLIC if image.is_public and not image.is_nsfw else CACHE_PRIVATE
+    response["Cache-Control"] = _cache_control(image)
     response["ETag"] = f'"{image.sha256}"'
     response["X-Content-Type-Options"] = "nosniff"
     # Originals are served as sent, trailing bytes of a polyglot included: opened on their own, they

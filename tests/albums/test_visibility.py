@@ -62,15 +62,18 @@ def test_admin_reaches_hidden_images(admin_client_api, mixed, suffix):
     assert admin_client_api.get(f"/api/images/{images['private_nsfw'].pk}/{suffix}").status_code == 200
 
 
-def test_file_and_thumbnail_stream_bytes_with_cache_headers(api_client, admin_client_api, mixed):
+def test_file_and_thumbnail_stream_bytes_with_cache_headers(api_client, admin_client_api, mixed, settings):
+    settings.IMAGINEER_SHARED_CACHE_SECONDS = 120
     _, images = mixed
     public = api_client.get(f"/api/images/{images['public'].pk}/file")
     assert public["Content-Type"] == "image/png"
     assert b"".join(public.streaming_content).startswith(b"\x89PNG")
-    assert public["Cache-Control"].startswith("public")
+    # Shared caches keep a public file minutes, not the browser's day: it may be made private.
+    assert public["Cache-Control"] == "public, max-age=86400, s-maxage=120"
     thumb = api_client.get(f"/api/images/{images['public'].pk}/thumbnail")
     assert thumb["Content-Type"] == "image/webp"
     assert b"".join(thumb.streaming_content)[8:12] == b"WEBP"
+    assert thumb["Cache-Control"] == public["Cache-Control"]
     hidden = admin_client_api.get(f"/api/images/{images['private'].pk}/file")
     assert hidden["Cache-Control"] == "private, no-store"
 
