@@ -8,6 +8,7 @@ port, as when it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from urllib.parse import urlsplit, urlunsplit
@@ -59,10 +60,9 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):  # either side dropped: the other is closed below
+                while data := source.recv(65536):
+                    sink.sendall(data)
         finally:
             for sock in (source, sink):
                 self._close(sock)
@@ -70,10 +70,8 @@ class TcpProxy:
     def _close(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
-        try:
+        with contextlib.suppress(OSError):  # already closed by its peer
             sock.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv() on it
-        except OSError:
-            pass
         sock.close()
 
     def cut(self) -> None:
@@ -83,10 +81,8 @@ class TcpProxy:
             open_sockets = list(self._sockets)
         if listener is not None:
             # close() alone leaves the socket listening while the accept thread is blocked in it.
-            try:
+            with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             listener.close()
         for sock in open_sockets:
             self._close(sock)

@@ -9,6 +9,7 @@ process (the pool process holding the model); `kill_tree` is a lost machine or c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -101,10 +102,8 @@ class Worker:
         if self.proc is None:
             return
         kill_tree(self.proc)  # the tests are done with it: no shutdown to wait for
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # anything of its group still there
-        except ProcessLookupError:
-            pass
 
 
 class WebServer:
@@ -136,10 +135,8 @@ class WebServer:
 
     def stop(self) -> None:
         self.proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
         kill_tree(self.proc)
 
 
