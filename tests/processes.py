@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -82,6 +83,32 @@ class OutputWatcher:
         return "".join(self.lines)
 
 
+def wait_serving(url: str, proc: subprocess.Popen, output: OutputWatcher, timeout: float = 90):
+    """Poll `url` until it answers 200 (returned); fail with the server's output if it exits or never does."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode}:\n{output.text[-3000:]}")
+        try:
+            response = requests.get(url, timeout=5)
+            if response.status_code == 200:
+                return response
+        except requests.ConnectionError:
+            pass  # not listening yet
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer 200 within {timeout}s:\n{output.text[-3000:]}")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM, up to `grace` seconds to shut down, then SIGKILL to it and anything it started."""
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    kill_tree(proc)
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     try:
         family = psutil.Process(proc.pid).children(recursive=True)
@@ -146,12 +173,7 @@ def celery_worker(
             raise AssertionError("Celery worker did not become ready:\n" + watcher.text[-3000:])
         yield watcher
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        kill_tree(proc)
+        stop_process(proc)
 
 
 def wait_for_final_job(job, timeout: float = 90, worker: OutputWatcher | None = None):

@@ -29,7 +29,7 @@ from django.utils import timezone
 from albums.models import Album, Image
 from generation.models import DiffusionModel, LoraProvenance, ModelFamily, ModelSource
 from generation.pipeline.service import resolve_local_source
-from generation.services import InvalidLora, register_lora
+from generation.services import MAX_SEED, InvalidLora, register_lora
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
@@ -44,7 +44,6 @@ from training.supervisor import Guards, supervise
 logger = get_logger(__name__)
 
 TRAINABLE_FAMILIES = (ModelFamily.SD1, ModelFamily.SD2)
-MAX_SEED = 2**32 - 1
 # Margin left between the wall-clock guard and the Celery soft limit of the training queue, so the
 # guard (which says why) always fires before Celery's limit (which only says "time limit").
 CELERY_LIMIT_MARGIN_SECONDS = 60

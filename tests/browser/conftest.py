@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from django.conf import settings
 
-from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree, test_database_url
+from tests.processes import ROOT, OutputWatcher, base_env, free_port, stop_process, test_database_url, wait_serving
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # What the closed test network needs: no sandbox (root), no GPU, and none of Chromium's own
@@ -58,18 +56,7 @@ class WebServer:
     output: OutputWatcher
 
     def wait_ready(self, timeout: float = 90) -> None:
-        """Block until /healthz answers 200; fail with the server's output if it exits or never does."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the web server exited with {self.proc.returncode}:\n{self.output.text[-3000:]}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"{self.url}/healthz did not answer 200 within {timeout}s:\n{self.output.text[-3000:]}")
+        wait_serving(f"{self.url}/healthz", self.proc, self.output, timeout)
 
 
 @contextmanager
@@ -99,12 +86,7 @@ def web_server(*, media_root: Path) -> Iterator[WebServer]:
     try:
         yield WebServer(url=f"http://127.0.0.1:{port}", proc=proc, output=OutputWatcher(proc))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        kill_tree(proc)
+        stop_process(proc)
 
 
 @dataclass

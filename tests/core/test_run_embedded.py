@@ -16,22 +16,9 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
-from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree
+from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree, wait_serving
 
 pytestmark = pytest.mark.slow
-
-
-def wait_http(url: str, timeout: float = 90) -> requests.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=2)
-            if response.status_code == 200:
-                return response
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer 200 within {timeout}s")
 
 
 def test_run_embedded_serves_runs_jobs_and_stops_on_ctrl_c(tmp_path):
@@ -50,11 +37,11 @@ def test_run_embedded_serves_runs_jobs_and_stops_on_ctrl_c(tmp_path):
     base = f"http://127.0.0.1:{port}"
     children = []
     try:
-        wait_http(f"{base}/healthz")
+        wait_serving(f"{base}/healthz", proc, out)
         assert out.wait_for(f"{base}/admin/", timeout=30), out.text[-2000:]
         assert "initial-admin-password.txt" in out.text
         assert (data_dir / "imagineer.sqlite3").exists() and (data_dir / "broker" / "queue").is_dir()
-        assert wait_http(f"{base}/readyz").json()["checks"] == {
+        assert wait_serving(f"{base}/readyz", proc, out).json()["checks"] == {
             "database": "ok",
             "broker": "ok",
             "cache": "ok",

@@ -21,7 +21,7 @@ import pytest
 
 from imagineer.core.storage import media_storage
 from tests.generation.conftest import tiny_lora, tiny_model  # noqa: F401 - fixtures the multi-machine test shares
-from tests.processes import OutputWatcher, free_port, kill_tree
+from tests.processes import OutputWatcher, free_port, stop_process
 from tests.training.conftest import captioned_album  # noqa: F401 - fixture the multi-machine test shares
 
 REGION = "us-east-1"
@@ -98,11 +98,7 @@ def moto_server() -> Iterator[str]:
         _wait_for_port(port, proc, watcher)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kill_tree(proc)
+        stop_process(proc, grace=10)
 
 
 @pytest.fixture

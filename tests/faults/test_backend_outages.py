@@ -73,7 +73,7 @@ def web(backends, fault_dirs):
     # DEBUG off, as in production: Django would otherwise answer an error outside DRF with its
     # technical page instead of the envelope.
     server = WebServer(backends.env(fault_dirs, "web", DEBUG="false"))
-    server.wait_ready(lambda path: requests.get(server.url + path, timeout=5))
+    server.wait_ready()
     yield server
     server.stop()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree
+from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree, stop_process, wait_serving
 
 
 def log_events(watcher: OutputWatcher) -> list[dict]:
@@ -122,22 +122,11 @@ class WebServer:
         )  # fmt: skip
         self.watcher = OutputWatcher(self.proc)
 
-    def wait_ready(self, get, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.watcher.text[-3000:]
-            try:
-                get("/healthz")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("gunicorn did not answer:\n" + self.watcher.text[-3000:])
+    def wait_ready(self, timeout: float = 90) -> None:
+        wait_serving(f"{self.url}/healthz", self.proc, self.watcher, timeout)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=20)
-        kill_tree(self.proc)
+        stop_process(self.proc)
 
 
 @dataclass(frozen=True)
