@@ -1,10 +1,7 @@
-from celery import shared_task
+"""Celery tasks of albums: each job kind's task is declared once with job_task (imagineer.core.jobs)."""
 
 from albums import services
 from albums.models import ThumbnailJob
-from imagineer.core.jobs import run_job
+from imagineer.core.jobs import job_task
 
-
-@shared_task(bind=True, name="albums.tasks.rebuild_thumbnails")
-def rebuild_thumbnails(self, job_id: int) -> None:
-    run_job(ThumbnailJob, job_id, services.rebuild_thumbnails, task_id=self.request.id or "")
+rebuild_thumbnails = job_task(ThumbnailJob)(services.rebuild_thumbnails)

@@ -15,17 +15,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagineer.settings")
 
 QUEUES = ("default", "generation", "training", "scraping", "labeling", "maintenance")
 
-# Task name patterns → queue. Anything unrouted goes to `default`.
-TASK_ROUTES = {
-    "generation.tasks.*": {"queue": "generation"},
-    "training.tasks.train_*": {"queue": "training"},
-    "training.tasks.scrape_*": {"queue": "scraping"},
-    "labeling.tasks.*": {"queue": "labeling"},
-    "imagineer.core.tasks.*": {"queue": "maintenance"},
-    "imagineer.ops.tasks.*": {"queue": "maintenance"},
-    "albums.tasks.*": {"queue": "default"},
-    "legacy.tasks.*": {"queue": "maintenance"},
+# Every task by its exact name → its queue. A task missing here goes to `default`, and a test
+# (tests/core/test_celery_config.py) fails for any registered task this table does not name, so
+# renaming or adding a task cannot silently move work to another queue.
+TASK_QUEUES = {
+    "albums.tasks.rebuild_thumbnails": "default",
+    "generation.tasks.run_generation_job": "generation",
+    "generation.tasks.run_set_run": "generation",
+    "training.tasks.train_lora": "training",
+    "training.tasks.scrape_site": "scraping",
+    "labeling.tasks.run_labeling_run": "labeling",
+    "legacy.tasks.run_import": "maintenance",
+    "imagineer.core.tasks.reap_stale_jobs": "maintenance",
+    "imagineer.ops.tasks.run_purge": "maintenance",
+    "imagineer.ops.tasks.run_retention_policy": "maintenance",
+    "imagineer.ops.tasks.take_disk_snapshot": "maintenance",
 }
+TASK_ROUTES = {name: {"queue": queue} for name, queue in TASK_QUEUES.items()}
 
 app = Celery("imagineer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -59,13 +65,8 @@ app.conf.update(
 
 
 def queue_for_task(task_name: str) -> str:
-    """The queue a task is routed to (same glob rules as Celery's task_routes)."""
-    from fnmatch import fnmatchcase
-
-    for pattern, route in TASK_ROUTES.items():
-        if fnmatchcase(task_name, pattern):
-            return route["queue"]
-    return "default"
+    """The queue a task is routed to (the TASK_QUEUES table; `default` for a task it does not name)."""
+    return TASK_QUEUES.get(task_name, "default")
 
 
 class QueueTimeLimits:
@@ -108,7 +109,7 @@ def _refuse_unsafe_production(**kwargs) -> None:
 @signals.before_task_publish.connect
 def _propagate_request_id(headers=None, **kwargs) -> None:
     """Any task sent while a request (or a task) is served carries that request id in its headers."""
-    from imagineer.core.middleware import TASK_REQUEST_ID_HEADER, bound_request_id
+    from imagineer.core.request_context import TASK_REQUEST_ID_HEADER, bound_request_id
 
     if headers is not None and not headers.get(TASK_REQUEST_ID_HEADER):
         request_id = bound_request_id()
@@ -118,7 +119,7 @@ def _propagate_request_id(headers=None, **kwargs) -> None:
 
 def _task_request_id(task) -> str:
     """The request id a task's message carries (a custom header: an attribute of task.request)."""
-    from imagineer.core.middleware import TASK_REQUEST_ID_HEADER
+    from imagineer.core.request_context import TASK_REQUEST_ID_HEADER
 
     request = getattr(task, "request", None)
     if request is None:
@@ -142,7 +143,7 @@ def _bind_task_context(task=None, task_id=None, **kwargs) -> None:
     """
     import structlog
 
-    from imagineer.core.middleware import bind_request_id, bound_request_id, clear_request_context
+    from imagineer.core.request_context import bind_request_id, bound_request_id, clear_request_context
 
     outer_request_id = bound_request_id()
     _outer_log_context[task_id or ""] = (structlog.contextvars.get_contextvars(), outer_request_id)
@@ -155,7 +156,7 @@ def _bind_task_context(task=None, task_id=None, **kwargs) -> None:
 def _clear_task_context(task_id=None, **kwargs) -> None:
     import structlog
 
-    from imagineer.core.middleware import bind_request_id, clear_request_context
+    from imagineer.core.request_context import bind_request_id, clear_request_context
 
     outer_fields, outer_request_id = _outer_log_context.pop(task_id or "", ({}, ""))
     clear_request_context()

@@ -1,10 +1,7 @@
-from celery import shared_task
+"""Celery tasks of labeling: each job kind's task is declared once with job_task (imagineer.core.jobs)."""
 
-from imagineer.core.jobs import run_job
+from imagineer.core.jobs import job_task
 from labeling import services
 from labeling.models import LabelingRun
 
-
-@shared_task(bind=True, name="labeling.tasks.run_labeling_run")
-def run_labeling_run(self, run_id: int) -> None:
-    run_job(LabelingRun, run_id, services.run_labeling_run, task_id=self.request.id or "")
+run_labeling_run = job_task(LabelingRun)(services.run_labeling_run)

@@ -1,24 +1,19 @@
-"""Thin Celery tasks: each runs one job through the shared lifecycle (imagineer.core.jobs).
+"""Celery tasks of training: each job kind's task is declared once with job_task (imagineer.core.jobs).
 
-Task names decide the queue (imagineer/celery.py): `train_*` → training, `scrape_*` → scraping.
+Queues come from the explicit table in imagineer/celery.py: train_lora → training, scrape_site → scraping.
 """
 
-from celery import shared_task
-
-from imagineer.core.jobs import run_job
+from imagineer.core.jobs import job_task
 from training import runs
-from training.models import TrainingRun
+from training.models import ScrapeJob, TrainingRun
+
+train_lora = job_task(TrainingRun)(runs.run_training)
 
 
-@shared_task(bind=True, name="training.tasks.train_lora")
-def train_lora(self, run_id: int) -> None:
-    run_job(TrainingRun, run_id, runs.run_training, task_id=self.request.id or "")
-
-
-@shared_task(bind=True, name="training.tasks.scrape_site")
-def scrape_site(self, job_id: int) -> None:
+@job_task(ScrapeJob)
+def scrape_site(job: ScrapeJob) -> None:
+    """Crawl one site into a private album (training.scraping)."""
     # Imported here: training workers never load the scraping stack (bs4, lxml, numpy, imagehash).
-    from training.models import ScrapeJob
     from training.scraping.services import run_scrape_job
 
-    run_job(ScrapeJob, job_id, run_scrape_job, task_id=self.request.id or "")
+    run_scrape_job(job)

@@ -20,7 +20,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from imagineer.core.logging import get_logger
-from imagineer.core.middleware import current_request_id
+from imagineer.core.request_context import current_request_id
 
 logger = get_logger(__name__)
 

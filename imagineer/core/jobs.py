@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import structlog
-from celery import current_app
+from celery import Task, current_app, shared_task
 from celery.exceptions import Reject
 from django.apps import apps
 from django.conf import settings
@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from imagineer.core.errors import ConflictError, ServiceUnavailableError
 from imagineer.core.logging import get_logger
-from imagineer.core.middleware import current_request_id
+from imagineer.core.request_context import current_request_id
 from imagineer.core.models import FINAL_STATUSES, AbstractJob, JobStatus
 
 logger = get_logger(__name__)
@@ -191,6 +191,25 @@ def record_progress(
             raise
         logger.warning("job.progress_not_saved", exc_type=type(exc).__name__)
         _close_broken_connection()
+
+
+def update_job(job: AbstractJob, **fields) -> None:
+    """Write columns of a running job under the claim this worker holds; JobLost if it is gone.
+
+    Every write a job kind makes to its own row while it runs (counters, results, the trainer's
+    pid, the output album) goes through here, so a reaped attempt's late write can never touch the
+    row of its retry. Values may be expressions (F("done") + 1): those fields are read back.
+    Waits through a short database outage like the lifecycle's own statements.
+    """
+    fields["updated_at"] = timezone.now()
+    if not _through_outage(lambda: _this_claim(job).update(**fields), step="update"):
+        raise JobLost()
+    expressions = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
+    for name, value in fields.items():
+        if name not in expressions:
+            setattr(job, name, value)
+    if expressions:
+        _through_outage(lambda: job.refresh_from_db(fields=expressions), step="update")
 
 
 def _this_claim(job: AbstractJob):
@@ -358,6 +377,27 @@ def run_job(model: type[Job], job_id: int, work: Callable[[Job], None], *, task_
     return job
 
 
+def job_task(model: type[Job]) -> Callable[[Callable[[Job], None]], Task]:
+    """Declare the Celery task that runs one kind of job: `@job_task(GenerationJob)` over its work.
+
+    The task is named after the model's `task_name` (what enqueue_job sends), takes the job id,
+    and runs the work through run_job: claim, heartbeat, finish, cancel. Its queue comes from the
+    explicit table in imagineer/celery.py.
+    """
+
+    def declare(work: Callable[[Job], None]) -> Task:
+        def run(self: Task, job_id: int) -> None:
+            run_job(model, job_id, work, task_id=self.request.id or "")
+
+        run.__name__ = work.__name__
+        run.__qualname__ = work.__qualname__
+        run.__module__ = work.__module__
+        run.__doc__ = work.__doc__
+        return shared_task(bind=True, name=model.task_name)(run)
+
+    return declare
+
+
 def describe_failure(exc: Exception) -> str:
     """The error message an operator reads: the exception's own words, without paths."""
     from imagineer.core.logging import redact_event
@@ -372,13 +412,16 @@ def describe_failure(exc: Exception) -> str:
 __all__ = [
     "FINAL_STATUSES",
     "JobCancelled",
+    "JobLost",
     "JobNotCancellable",
     "cancel_job",
     "claim_job",
     "enqueue_job",
     "finish_job",
+    "job_task",
     "reap_stale_jobs",
     "record_progress",
     "retry_job",
     "run_job",
+    "update_job",
 ]

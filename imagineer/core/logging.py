@@ -239,7 +239,7 @@ def parse_logger_levels(text: str) -> dict[str, str]:
 def add_request_user(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: every line of a request names its user id, once the user is known."""
     if "user_id" not in event_dict:
-        from imagineer.core.middleware import authenticated_user_id
+        from imagineer.core.request_context import authenticated_user_id
 
         user_id = authenticated_user_id()
         if user_id is not None:

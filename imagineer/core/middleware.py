@@ -13,61 +13,17 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from contextvars import ContextVar
 
-import structlog
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject, empty
 
 from imagineer.core.logging import get_logger
+from imagineer.core.request_context import bind_current_request, bind_request_id, clear_request_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# The Celery message header that carries the request id into a task (imagineer/celery.py).
-TASK_REQUEST_ID_HEADER = "imagineer_request_id"
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="")
-# The request being served, so every log line of it can name its user (add_request_user).
-_current_request: ContextVar[HttpRequest | None] = ContextVar("current_request", default=None)
 logger = get_logger("imagineer.request")
-
-
-def current_request_id() -> str:
-    """The id of the request (or task) being served; a fresh one outside any."""
-    return _request_id.get() or uuid.uuid4().hex
-
-
-def bound_request_id() -> str:
-    """The id of the request (or task) being served; "" outside any."""
-    return _request_id.get()
-
-
-def bind_request_id(request_id: str) -> None:
-    _request_id.set(request_id)
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-
-
-def clear_request_context() -> None:
-    """Forget the request id and every bound log field (end of a request or a task)."""
-    structlog.contextvars.clear_contextvars()
-    _request_id.set("")
-    _current_request.set(None)
-
-
-def authenticated_user_id() -> int | None:
-    """The id of the request's user once it is known, without authenticating for a log line.
-
-    Session users: the lazy `request.user` only once something evaluated it; token users: DRF
-    sets `request.user` on the Django request when it authenticates in the view.
-    """
-    request = _current_request.get()
-    if request is None:
-        return None
-    user = request.__dict__.get("user")
-    if isinstance(user, SimpleLazyObject):
-        user = None if user._wrapped is empty else user._wrapped
-    return user.pk if getattr(user, "is_authenticated", False) else None
 
 
 def _user_id(request: HttpRequest) -> int | None:
@@ -96,7 +52,7 @@ class RequestIdMiddleware:
         request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id
         bind_request_id(request_id)
-        _current_request.set(request)
+        bind_current_request(request)
         started = time.monotonic()
         try:
             response = self.get_response(request)

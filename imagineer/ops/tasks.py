@@ -2,15 +2,13 @@
 
 from celery import shared_task
 
-from imagineer.core.jobs import run_job
+from imagineer.core.jobs import job_task, run_job
 from imagineer.ops import disk, retention
 from imagineer.ops.models import PurgeRun
 
 
-@shared_task(bind=True, name="imagineer.ops.tasks.run_purge")
-def run_purge(self, run_id: int) -> None:
-    """One purge run (a job row made by "run now", a schedule or a retry)."""
-    run_job(PurgeRun, run_id, retention.run_purge, task_id=self.request.id or "")
+# One purge run (a job row made by "run now", a schedule or a retry).
+run_purge = job_task(PurgeRun)(retention.run_purge)
 
 
 @shared_task(bind=True, name="imagineer.ops.tasks.run_retention_policy")

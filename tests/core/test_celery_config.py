@@ -2,7 +2,7 @@
 
 import pytest
 
-from imagineer.celery import QUEUES, app, queue_for_task
+from imagineer.celery import QUEUES, TASK_QUEUES, app, queue_for_task
 
 
 def test_queues_and_reliability_settings():
@@ -21,9 +21,32 @@ def test_routes_by_task_name():
     assert queue_for_task("generation.tasks.run_generation_job") == "generation"
     assert queue_for_task("training.tasks.train_lora") == "training"
     assert queue_for_task("training.tasks.scrape_site") == "scraping"
-    assert queue_for_task("labeling.tasks.label_album") == "labeling"
+    assert queue_for_task("labeling.tasks.run_labeling_run") == "labeling"
     assert queue_for_task("imagineer.core.tasks.reap_stale_jobs") == "maintenance"
-    assert app.amqp.router.route({}, "labeling.tasks.label_album")["queue"].name == "labeling"
+    assert app.amqp.router.route({}, "labeling.tasks.run_labeling_run")["queue"].name == "labeling"
+
+
+def test_routing_names_tasks_exactly_so_a_renamed_task_is_not_moved_by_a_pattern():
+    # A glob like "training.tasks.train_*" once decided queues; a task renamed to scrape_* would
+    # have moved to the scraping queue without anyone noticing. Now a name is routed or it is not.
+    assert queue_for_task("training.tasks.train_lora_v2") == "default"
+    assert queue_for_task("generation.tasks.anything_new") == "default"
+
+
+def test_every_registered_task_has_an_explicit_queue():
+    app.loader.import_default_modules()  # what a worker does at start: autodiscover tasks
+    ours = {name for name in app.tasks if not name.startswith(("celery.", "tests."))}
+    assert ours and ours <= set(TASK_QUEUES), f"tasks without a queue in TASK_QUEUES: {sorted(ours - set(TASK_QUEUES))}"
+    assert set(TASK_QUEUES.values()) <= set(QUEUES)
+
+
+def test_every_job_kinds_task_is_registered_under_its_models_task_name():
+    from imagineer.core.jobs import job_models
+
+    app.loader.import_default_modules()
+    for model in job_models():
+        assert model.task_name in app.tasks, model
+        assert model.task_name in TASK_QUEUES, model
 
 
 def test_each_task_gets_its_queues_time_limits(settings):
