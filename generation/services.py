@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from albums import services as album_services
+from albums.image_files import facts_for_generated
 from albums.models import Album, AlbumSource, AlbumType, ImageSource
 from generation.models import (
     FAMILY_DEFAULT_SIZE,
@@ -340,7 +341,7 @@ def save_generated_image(pil_image, parameters: dict[str, Any], *, user, album: 
     png = encode_png(pil_image, parameters)
     image, _ = album_services.store_image(
         io.BytesIO(png),
-        facts=album_services.facts_for_generated(png, pil_image),
+        facts=facts_for_generated(png, pil_image),
         user=user,
         album=album,
         source=ImageSource.GENERATED,

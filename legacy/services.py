@@ -36,17 +36,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 from PIL import Image as PILImage
 
+from albums.image_files import ACCEPTED_FORMATS, FORMAT_ALIASES, describe_byte_limit, render_thumbnail, signature_format
 from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource, ThumbnailJob
-from albums.services import (
-    ACCEPTED_FORMATS,
-    FORMAT_ALIASES,
-    add_images_to_album,
-    describe_byte_limit,
-    render_thumbnail,
-    signature_format,
-    start_thumbnail_rebuild,
-    unique_album_slug,
-)
+from albums.services import add_images_to_album, start_thumbnail_rebuild, unique_album_slug
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger

@@ -9,7 +9,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from albums import services
+from albums import image_files, services
 from albums.api.filters import AlbumFilter, ImageFilter
 from albums.api.serializers import (
     AlbumSerializer,
@@ -82,8 +82,8 @@ class ImageViewSet(viewsets.ModelViewSet):
         if declared > settings.IMAGINEER_UPLOAD_MAX_BYTES + 1024 * 1024:
             # Refuse before reading a body that is bound to be too large.
             limit = settings.IMAGINEER_UPLOAD_MAX_BYTES
-            raise services.ImageTooLarge(
-                f"The upload is larger than the {services.describe_byte_limit(limit)} limit.",
+            raise image_files.ImageTooLarge(
+                f"The upload is larger than the {image_files.describe_byte_limit(limit)} limit.",
                 details={"max_bytes": limit},
             )
         serializer = self.get_serializer(data=request.data)
@@ -111,11 +111,11 @@ class ImageViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], url_path="file", url_name="file")
     def file(self, request, pk=None):
         image = self.get_object()
-        ext = services.ACCEPTED_FORMATS.get(image.format, "bin")
+        ext = image_files.ACCEPTED_FORMATS.get(image.format, "bin")
         return _stream(
             image,
             image.file.name,
-            services.CONTENT_TYPES.get(image.format, "application/octet-stream"),
+            image_files.CONTENT_TYPES.get(image.format, "application/octet-stream"),
             f"image-{image.pk}.{ext}",
         )
 

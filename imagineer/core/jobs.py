@@ -33,8 +33,8 @@ from django.utils import timezone
 
 from imagineer.core.errors import ConflictError, ServiceUnavailableError
 from imagineer.core.logging import get_logger
-from imagineer.core.request_context import current_request_id
 from imagineer.core.models import FINAL_STATUSES, AbstractJob, JobStatus
+from imagineer.core.request_context import current_request_id
 
 logger = get_logger(__name__)
 ABSOLUTE_PATH = re.compile(r"(?<![\w:/>])/(?:[\w.\-]+/)+[\w.\-]*")

@@ -6,7 +6,6 @@ from imagineer.core.jobs import job_task, run_job
 from imagineer.ops import disk, retention
 from imagineer.ops.models import PurgeRun
 
-
 # One purge run (a job row made by "run now", a schedule or a retry).
 run_purge = job_task(PurgeRun)(retention.run_purge)
 

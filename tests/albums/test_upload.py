@@ -206,7 +206,7 @@ def test_thumbnail_is_shrunk_then_turned_upright_like_the_displayed_picture(orie
     """The thumbnail is made small before it is turned, and ends the same as turning the full picture."""
     from PIL import ImageOps
 
-    from albums.services import render_thumbnail
+    from albums.image_files import render_thumbnail
 
     picture = PILImage.new("RGB", (800, 400), (0, 0, 0))
     for box, colour in [((0, 0, 400, 200), (255, 0, 0)), ((400, 0, 800, 200), (0, 255, 0)),

@@ -24,8 +24,8 @@ from imagineer.core.logging import (
     parse_logger_levels,
     scrub_text,
 )
-from imagineer.core.request_context import bind_request_id, bound_request_id, clear_request_context
 from imagineer.core.models import JobStatus
+from imagineer.core.request_context import bind_request_id, bound_request_id, clear_request_context
 from tests.factories import make_image
 from tests.processes import ROOT, base_env, celery_worker, wait_for_final_job
 

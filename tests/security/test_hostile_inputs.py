@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from albums.image_files import ACCEPTED_FORMATS, CONTENT_TYPES
 from albums.models import Image
-from albums.services import ACCEPTED_FORMATS, CONTENT_TYPES
 from legacy.collectors import IMAGE_SUFFIXES, NOT_A_REGULAR_FILE, NOT_AN_IMAGE
 from legacy.models import ImportRun, LegacyAsset
 from tests.conftest import assert_envelope, files_under

@@ -1,7 +1,7 @@
 """One image: download to scratch, decide what it is with Pillow, measure it, hash it.
 
 Runs in the job's download threads (bounded by `concurrency`); touches no database. What the
-file is comes from decoding it (albums.services.inspect_image), never from its URL or its
+file is comes from decoding it (albums.image_files.inspect_image), never from its URL or its
 Content-Type. A rejected file is deleted at once, so scratch holds only files still in play.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import imagehash
 from PIL import Image as PILImage
 
-from albums.services import ImageFacts, ImageTooLarge, UnsupportedImage, inspect_image, render_thumbnail
+from albums.image_files import ImageFacts, ImageTooLarge, UnsupportedImage, inspect_image, render_thumbnail
 from imagineer.core.runtime_config import ScrapingConfig
 from training.scraping.client import FetchFailed, SiteClient
 from training.scraping.extract import ImageCandidate

@@ -9,9 +9,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils import json
 
-from imagineer.core.request_context import current_request_id
 from imagineer.core.permissions import IsAdmin
 from imagineer.core.ratelimits import enforce_rate_limit
+from imagineer.core.request_context import current_request_id
 from imagineer.ops import bug_reports
 from imagineer.ops.api.bug_report_serializers import (
     BugReportDetailSerializer,
