@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint install install-dev browser clean
+.PHONY: run test gates lint install install-dev browser clean
 
 run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
@@ -16,8 +16,11 @@ PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check .
+# What CI checks before the tests (.ci/gates): ruff check, ruff format --check, makemigrations --check.
+gates: $(VENV)/.installed-dev
+	PYTHON=$(PY) .ci/gates
+
+lint: gates
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -1,203 +1,64 @@
-from django import forms
+"""The operator console for albums and images, and what apps above albums add to their pages.
+
+albums is the ground floor: it imports nothing of generation, labeling or training. Those apps add
+their pieces to the image and album pages from their own admin modules: labeling its label inline,
+NSFW flag history and labeling actions, training its "Train a LoRA" action (through
+image_admin_extensions and album_admin_extensions below), and generation the set-template section
+and the "Generate this set" page (its SetTemplateAlbumAdmin extends AlbumAdmin and takes its place).
+"""
+
+from collections.abc import Callable
+from operator import itemgetter
+
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
+from django.contrib.admin.options import IS_POPUP_VAR, InlineModelAdmin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
 
 from albums import services
-from albums.models import Album, AlbumImage, Image, NsfwFlagChange, ThumbnailJob
-from generation import services as generation_services
-from generation.api.serializers import SetRunCreateSerializer
-from generation.models import DiffusionModel
-from generation.sets import SetFormatError, items_to_csv, parse_items_csv, render_set_prompt
+from albums.models import Album, AlbumImage, Image, ThumbnailJob
 from imagineer.core.admin import JobAdmin
-from imagineer.core.errors import ImagineerError
-from labeling import services as labeling_services
-from labeling.api.serializers import LabelWriteSerializer
-from labeling.labelers import check_labeler
-from labeling.models import Label, LabelerName, LabelingRun, LabelType
-
-PROMPT_PREVIEW_ROWS = 5
+from imagineer.core.admin_helpers import thumbnail_tag
 
 
-def thumbnail_tag(image: Image, size: int = 64) -> str:
-    if image is None or not image.pk:
-        return "-"
-    url = reverse("image-thumbnail", args=[image.pk])
-    return format_html('<img src="{}" alt="" style="max-width:{}px;max-height:{}px" loading="lazy">', url, size, size)
+class AdminExtensions:
+    """Inlines and actions that apps above albums add to one of its admin pages.
 
-
-def _messages(detail) -> list[str]:
-    if isinstance(detail, dict):
-        return [message for value in detail.values() for message in _messages(value)]
-    if isinstance(detail, list):
-        return [message for value in detail for message in _messages(value)]
-    return [str(detail)]
-
-
-def add_serializer_errors(form: forms.Form, errors: dict) -> None:
-    """Show the errors of an API serializer that checked `form`'s data on the form itself.
-
-    Admin forms validate through the API's serializers so both apply the same limits.
-    """
-    for name, detail in errors.items():
-        form.add_error(name if name in form.fields else None, _messages(detail))
-
-
-# --- Labels ------------------------------------------------------------------------------------
-# The label form lives here rather than in labeling/admin.py because labeling.admin imports this
-# module (thumbnail_tag); the Label pages there use the same form.
-
-
-def label_is_editable(label: Label) -> bool:
-    """Scraped labels (alt text, titles, page captions) are kept as the page had them."""
-    return label.pk is None or label.label_type in labeling_services.MANUAL_LABEL_TYPES
-
-
-class LabelForm(forms.ModelForm):
-    """A label as a person writes it: checked by the API's serializer and the label services' own
-    check (type, length, duplicate), so a refusal shows on the form; `write` stores it through them.
+    An app adds them when Django's admin autodiscovery imports its admin module (as NetBox plugins
+    register their extensions); the page reads them per request, so every app's admin module has
+    been imported by then, whatever the INSTALLED_APPS order.
     """
 
-    label_fields: dict | None = None  # the checked text, label_type and confidence, when changed
+    def __init__(self) -> None:
+        self.inlines: list[type[InlineModelAdmin]] = []
+        self._actions: list[tuple[int, str, Callable]] = []
 
-    class Meta:
-        model = Label
-        fields = ["text", "label_type", "confidence"]
-        widgets = {"text": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+    def add_inline(self, inline: type[InlineModelAdmin]) -> None:
+        """Show `inline` on the page of a stored object, after the page's own inlines."""
+        self.inlines.append(inline)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not label_is_editable(self.instance):
-            for field in self.fields.values():
-                field.disabled = True  # shown as it is; it can still be deleted
-        elif "label_type" in self.fields:
-            self.fields["label_type"].choices = [
-                (value, name) for value, name in LabelType.choices if value in labeling_services.MANUAL_LABEL_TYPES
-            ]
+    def add_action(self, action: Callable, *, name: str, order: int = 0) -> None:
+        """Offer `action` (an @admin.action function) as `name`, after the page's own actions.
 
-    def clean(self):
-        cleaned = super().clean()
-        self.label_fields = None
-        if self.errors or not self.has_changed():
-            return cleaned
-        serializer = LabelWriteSerializer(
-            data={name: cleaned.get(name) for name in ("text", "label_type", "confidence")}
-        )
-        if not serializer.is_valid():
-            add_serializer_errors(self, serializer.errors)
-            return cleaned
-        fields = dict(serializer.validated_data)
-        # An inline row knows its image (the formset sets it); the label page's add form picks one.
-        image = cleaned.get("image")
-        image_id = self.instance.image_id or (image.pk if image else None)
-        if image_id is not None:
-            try:
-                fields["text"] = labeling_services.check_manual_label(
-                    image_id, text=fields["text"], label_type=fields["label_type"], label_id=self.instance.pk
-                )
-            except ImagineerError as exc:
-                self.add_error(None, exc.message)
-                return cleaned
-        self.label_fields = fields
-        return cleaned
+        Lower `order` first; actions of equal order keep the order they were added in.
+        """
+        self._actions.append((order, name, action))
 
-    def write(self, image: Image, *, user) -> Label:
-        """Create the label, or update it, through the label services (ImagineerError when refused)."""
-        if self.instance.pk is None:
-            return labeling_services.create_manual_label(image, user=user, **self.label_fields)
-        # From the database: the form's instance already holds the new values, and update_label
-        # decides from the stored source whether a machine label becomes a person's.
-        label = Label.objects.filter(pk=self.instance.pk).first()
-        if label is None:
-            raise ImagineerError(f"Label #{self.instance.pk} was deleted meanwhile.", code="not_found")
-        return labeling_services.update_label(label, user=user, **self.label_fields)
+    def actions_for(self, model_admin: admin.ModelAdmin, request) -> dict[str, tuple[Callable, str, str]]:
+        """The added actions this user may run, shaped as ModelAdmin.get_actions returns them."""
+        if IS_POPUP_VAR in request.GET:  # as Django's own: a popup offers no actions
+            return {}
+        actions = {}
+        for _, name, action in sorted(self._actions, key=itemgetter(0)):
+            permissions = getattr(action, "allowed_permissions", ())
+            if all(getattr(model_admin, f"has_{permission}_permission")(request) for permission in permissions):
+                actions[name] = (action, name, action.short_description)
+        return actions
 
 
-class LabelInlineFormSet(forms.BaseInlineFormSet):
-    def clean(self):
-        super().clean()
-        if any(self.errors):
-            return
-        # Rows of this one save against each other: the same (type, text) twice keeps neither.
-        seen: dict[tuple[str, str], LabelForm] = {}
-        for form in self.forms:
-            if not form.label_fields or (self.can_delete and self._should_delete_form(form)):
-                continue
-            key = (form.label_fields["label_type"], form.label_fields["text"])
-            if key in seen:
-                form.add_error(None, f"The {key[0]} label '{key[1][:80]}' is on this page twice.")
-                seen[key].add_error(None, f"The {key[0]} label '{key[1][:80]}' is on this page twice.")
-            seen.setdefault(key, form)
-
-
-class LabelInline(admin.TabularInline):
-    """The image's labels; new and edited rows are written by labeling.services (ImageAdmin.save_formset)."""
-
-    model = Label
-    form = LabelForm
-    formset = LabelInlineFormSet
-    extra = 1
-    fields = ["text", "label_type", "confidence", "source", "source_model", "created_by", "created_at"]
-    readonly_fields = ["source", "source_model", "created_by", "created_at"]
-    ordering = ["label_type", "id"]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
-
-
-class NsfwFlagChangeInline(admin.TabularInline):
-    """Every change of is_nsfw: to what, by whom or by which labeler's rating, and when. Read only."""
-
-    model = NsfwFlagChange
-    extra = 0
-    fields = ["created_at", "is_nsfw", "source", "changed_by", "labeler", "rating", "labeling_run"]
-    readonly_fields = fields
-    can_delete = False
-    verbose_name = "NSFW flag change"
-    verbose_name_plural = "NSFW flag history"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("changed_by")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Labeling run")
-    def labeling_run(self, obj):
-        return labeling_run_link(obj.labeling_run_id)
-
-
-def labeling_run_link(run_id: int | None) -> str:
-    """A link to a labeling run's admin page, or "-"."""
-    if run_id is None:
-        return "-"
-    url = reverse("admin:labeling_labelingrun_change", args=[run_id])
-    return format_html('<a href="{}">Labeling run #{}</a>', url, run_id)
-
-
-def labeling_run_message(run: LabelingRun, where: str = "") -> str:
-    """The success message of a started run: names it and links to its admin page."""
-    skipped = f"; {run.skipped_count} skipped, already labeled by {run.labeler}" if run.skipped_count else ""
-    return format_html(
-        'Started <a href="{}">labeling run #{}</a> ({}) over {} image(s){}{}.',
-        reverse("admin:labeling_labelingrun_change", args=[run.pk]),
-        run.pk,
-        run.get_labeler_display(),
-        len(run.image_ids),
-        where,
-        skipped,
-    )
+image_admin_extensions = AdminExtensions()
+album_admin_extensions = AdminExtensions()
 
 
 class AlbumImageInline(admin.TabularInline):
@@ -259,7 +120,7 @@ class ImageAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     exclude = ["file", "thumbnail"]  # storage names stay internal; the file is reached by its URL
-    inlines = [ImageAlbumInline, LabelInline, NsfwFlagChangeInline]
+    inlines = [ImageAlbumInline]
     actions = [
         "mark_nsfw",
         "mark_not_nsfw",
@@ -267,8 +128,6 @@ class ImageAdmin(admin.ModelAdmin):
         "make_public",
         "make_private",
         "rebuild_thumbnails",
-        "label_with_claude",
-        "detect_nsfw_locally",
     ]
     date_hierarchy = "created_at"
     list_per_page = 50
@@ -282,8 +141,11 @@ class ImageAdmin(admin.ModelAdmin):
         return thumbnail_tag(obj, 256)
 
     def get_inlines(self, request, obj):
-        # Labels are written for a stored image, and a new one has no flag history yet.
-        return self.inlines if obj is not None else [ImageAlbumInline]
+        # Other apps' inlines (labels, NSFW flag history) are about a stored image.
+        return [*self.inlines, *image_admin_extensions.inlines] if obj is not None else self.inlines
+
+    def get_actions(self, request):
+        return {**super().get_actions(request), **image_admin_extensions.actions_for(self, request)}
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -294,31 +156,6 @@ class ImageAdmin(admin.ModelAdmin):
         model_fields = {field.name for field in Image._meta.concrete_fields}
         fields = {name: getattr(obj, name) for name in form.changed_data if name in model_fields}
         services.update_image(obj, user=request.user, **fields)
-
-    def save_formset(self, request, form, formset, change):
-        if formset.model is not Label:
-            super().save_formset(request, form, formset, change)
-            return
-        # Deletions first (a row may then take a deleted row's text), then writes through the services.
-        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        deleted = [f for f in formset.forms if formset.can_delete and formset._should_delete_form(f)]
-        for label_form in deleted:
-            if label_form.instance.pk is not None:
-                formset.deleted_objects.append(label_form.instance)
-                formset.delete_existing(label_form.instance)
-        for label_form in formset.forms:
-            if label_form in deleted or not label_form.label_fields:
-                continue
-            is_new = label_form.instance.pk is None
-            try:
-                label = label_form.write(formset.instance, user=request.user)
-            except ImagineerError as exc:  # written by someone else since the page was checked
-                self.message_user(request, exc.message, messages.ERROR)
-                continue
-            if is_new:
-                formset.new_objects.append(label)
-            else:
-                formset.changed_objects.append((label, label_form.changed_data))
 
     @admin.display(description="File")
     def file_link(self, obj):
@@ -368,247 +205,34 @@ class ImageAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    def _start_labeling(self, request, queryset, labeler: str):
-        try:
-            run = labeling_services.start_labeling_run(
-                image_ids=list(queryset.values_list("pk", flat=True)), labeler=labeler, user=request.user
-            )
-        except ImagineerError as exc:  # no API key, everything already labeled, queue unreachable
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        self.message_user(request, labeling_run_message(run), messages.SUCCESS)
-
-    @admin.action(description="Label with Claude (background job)")
-    def label_with_claude(self, request, queryset):
-        self._start_labeling(request, queryset, LabelerName.CLAUDE)
-
-    @admin.action(description="Detect NSFW locally (NudeNet, background job)")
-    def detect_nsfw_locally(self, request, queryset):
-        self._start_labeling(request, queryset, LabelerName.NUDENET)
-
-
-class AlbumAdminForm(forms.ModelForm):
-    """The album form; a set template's rows are edited as CSV text, the format sets are written in."""
-
-    items_csv = forms.CharField(
-        label="Template items (CSV)",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 12, "cols": 100, "style": "font-family: monospace"}),
-        help_text="One image per row. The header names the columns the prompt template uses as {column}.",
-    )
-
-    class Meta:
-        model = Album
-        # Every editable field but template_items, which is edited through items_csv.
-        fields = [
-            "name", "slug", "description", "album_type", "is_public", "source_type", "source_id", "is_set_template",
-            "base_prompt", "prompt_template", "style_suffix", "example_theme", "width", "height", "negative_prompt",
-            "loras", "default_model",
-        ]  # fmt: skip
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.initial.setdefault("items_csv", items_to_csv(self.instance.template_items))
-
-    def clean_items_csv(self) -> list[dict[str, str]]:
-        text = self.cleaned_data["items_csv"]
-        if not text.strip():
-            return []
-        try:
-            return parse_items_csv(text)
-        except SetFormatError as exc:
-            raise forms.ValidationError(str(exc)) from exc
-
-    def save(self, commit=True):
-        # Only an edited CSV replaces the rows: an untouched one is left exactly as stored.
-        if "items_csv" in self.changed_data:
-            self.instance.template_items = self.cleaned_data["items_csv"]
-        return super().save(commit)
-
-
-class SetRunStartForm(forms.Form):
-    """The "Generate this set" form: checked with the API's limits, started by services.start_set_run."""
-
-    OVERRIDES = ("steps", "seed", "width", "height")
-
-    theme = forms.CharField(max_length=500, help_text='Every prompt gets "Art style: " and this theme.')
-    album_name = forms.CharField(max_length=200, required=False, help_text="Empty: template · theme · date.")
-    model = forms.ModelChoiceField(
-        queryset=DiffusionModel.objects.filter(enabled=True),
-        required=False,
-        empty_label="The template's model (else the default model)",
-    )
-    steps = forms.IntegerField(required=False, help_text="Empty: the model's default.")
-    seed = forms.IntegerField(required=False, help_text="Empty: a random seed. Row i uses seed + i.")
-    width = forms.IntegerField(required=False, help_text="Empty: the template's size, else the model's.")
-    height = forms.IntegerField(required=False, help_text="Empty: the template's size, else the model's.")
-    batch_size = forms.IntegerField(required=False, help_text="Images per forward pass. Empty: the server's setting.")
-
-    def __init__(self, *args, template: Album, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.template = template
-
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        given = {name: value for name, value in cleaned.items() if value not in (None, "")}
-        if "model" in given:
-            given["model"] = given["model"].name
-        serializer = SetRunCreateSerializer(data=given, context={"template": self.template})
-        try:
-            valid = serializer.is_valid()
-        except ImagineerError as exc:  # e.g. no model named anywhere and no default model registered
-            self.add_error(None, exc.message)
-            return cleaned
-        if not valid:
-            add_serializer_errors(self, serializer.errors)
-            return cleaned
-        self.run_parameters = serializer.validated_data
-        return cleaned
-
-    def start(self, user):
-        parameters = self.run_parameters
-        return generation_services.start_set_run(
-            self.template,
-            user=user,
-            theme=parameters["theme"],
-            album_name=parameters.get("album_name", ""),
-            model=parameters.get("model"),
-            batch_size=parameters.get("batch_size"),
-            overrides={name: parameters[name] for name in self.OVERRIDES if name in parameters},
-        )
-
 
 @admin.register(Album)
 class AlbumAdmin(admin.ModelAdmin):
-    form = AlbumAdminForm
     list_display = ["name", "slug", "album_type", "is_public", "source_type", "image_count", "created_at"]
     list_filter = ["album_type", "is_public", "source_type", "is_set_template"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created_by", "created_at", "updated_at", "generate_link", "prompt_preview"]
+    readonly_fields = ["created_by", "created_at", "updated_at"]
     inlines = [AlbumImageInline]
-    actions = ["label_with_claude", "detect_nsfw_locally", "train_lora"]
-    set_template_fields = [
-        "is_set_template", "generate_link", "base_prompt", "prompt_template", "style_suffix", "example_theme",
-        ("width", "height"), "negative_prompt", "loras", "default_model", "items_csv", "prompt_preview",
-    ]  # fmt: skip
-
-    def get_fieldsets(self, request, obj=None):
-        # Open for set templates: it is what the operator came to edit, and errors in a closed
-        # (collapsed) fieldset would go unseen.
-        template_classes = [] if obj is not None and obj.is_set_template else ["collapse"]
-        return [
-            (None, {"fields": ["name", "slug", "description", "album_type", "is_public"]}),
-            ("Provenance", {"fields": ["source_type", "source_id", "created_by", "created_at", "updated_at"]}),
-            ("Set template", {"classes": template_classes, "fields": self.set_template_fields}),
-        ]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "album_type", "is_public"]}),
+        ("Provenance", {"fields": ["source_type", "source_id", "created_by", "created_at", "updated_at"]}),
+    ]
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(_image_count=Count("album_images"))
+
+    def get_actions(self, request):
+        return {**super().get_actions(request), **album_admin_extensions.actions_for(self, request)}
 
     @admin.display(description="Images", ordering="_image_count")
     def image_count(self, obj):
         return obj._image_count
 
-    @admin.display(description="Prompt preview")
-    def prompt_preview(self, obj):
-        """The first rows' prompts as a run would send them, from the saved template and example theme."""
-        rows = obj.template_items[:PROMPT_PREVIEW_ROWS] if obj.pk else []
-        if not rows:
-            return "-"
-        prompts = ((render_set_prompt(obj, row, obj.example_theme),) for row in rows)
-        return format_html("<ol>{}</ol>", format_html_join("", "<li>{}</li>", prompts))
-
-    @admin.display(description="Generate")
-    def generate_link(self, obj):
-        if not (obj.pk and obj.is_set_template):
-            return "Only a saved set template can be generated."
-        url = reverse("admin:albums_album_generate", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Generate this set</a>', url)
-
     def save_model(self, request, obj, form, change):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-
-    def _start_labeling(self, request, queryset, labeler: str):
-        """One labeling run per album; an album that cannot be labeled is named in an error message."""
-        try:
-            check_labeler(labeler)
-        except ImagineerError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
-        for album in queryset:
-            try:
-                run = labeling_services.start_labeling_run(album=album, labeler=labeler, user=request.user)
-            except (labeling_services.AlbumEmpty, labeling_services.NothingToLabel) as exc:
-                self.message_user(request, exc.message, messages.ERROR)  # these name the album
-            except ImagineerError as exc:
-                self.message_user(request, f"Album '{album.name}' was not labeled: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, labeling_run_message(run, f" of album '{album.name}'"), messages.SUCCESS)
-
-    @admin.action(description="Label with Claude (background job per album)")
-    def label_with_claude(self, request, queryset):
-        self._start_labeling(request, queryset, LabelerName.CLAUDE)
-
-    @admin.action(description="Detect NSFW locally (NudeNet, background job per album)")
-    def detect_nsfw_locally(self, request, queryset):
-        self._start_labeling(request, queryset, LabelerName.NUDENET)
-
-    @admin.action(description="Train a LoRA on the selected albums")
-    def train_lora(self, request, queryset):
-        """Open the training run form with these albums chosen (the run starts from there)."""
-        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
-        return redirect(f"{reverse('admin:training_trainingrun_add')}?albums={ids}")
-
-    def get_urls(self):
-        # Ahead of the default patterns, whose "<path:object_id>/" would take ".../generate/".
-        generate = path(
-            "<path:object_id>/generate/", self.admin_site.admin_view(self.generate_view), name="albums_album_generate"
-        )
-        return [generate, *super().get_urls()]
-
-    def generate_view(self, request, object_id):
-        """Start a set run from a set template, then show it on its SetRun admin page."""
-        template = self.get_object(request, unquote(object_id))
-        if template is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self.has_change_permission(request, template):
-            raise PermissionDenied
-        if not template.is_set_template:
-            self.message_user(
-                request, f"'{template.name}' is not a set template: there is nothing to generate.", messages.ERROR
-            )
-            return redirect("admin:albums_album_change", template.pk)
-        data = request.POST if request.method == "POST" else None
-        form = SetRunStartForm(data, template=template, initial={"theme": template.example_theme})
-        if form.is_valid():
-            try:
-                run = form.start(request.user)
-            except ImagineerError as exc:
-                self.message_user(request, exc.message, messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    f"Started set run #{run.pk}: {run.total_items} images into the album '{run.album_name}'.",
-                    messages.SUCCESS,
-                )
-                return redirect("admin:generation_setrun_change", run.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Generate set: {template.name}",
-            "opts": self.opts,
-            "original": template,
-            "row_count": len(template.template_items),
-            "adminform": helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}),
-            "errors": helpers.AdminErrorList(form, []),
-        }
-        return TemplateResponse(request, "admin/generation/generate_set.html", context)
 
 
 @admin.register(AlbumImage)

@@ -371,9 +371,10 @@ def rebuild_thumbnails(job: ThumbnailJob) -> None:
             if image is None:
                 raise NotFoundError("the image no longer exists")
             build_thumbnail(image)
-            ThumbnailJob.objects.filter(pk=job.pk).update(rebuilt_count=F("rebuilt_count") + 1)
         except Exception as exc:  # noqa: BLE001 - recorded per image, the run goes on
             logger.warning("thumbnail.failed", image_id=image_id, exc_type=type(exc).__name__)
             job.failures.append({"image_id": image_id, "error": jobs.describe_failure(exc)})
-            ThumbnailJob.objects.filter(pk=job.pk).update(failed_count=F("failed_count") + 1, failures=job.failures)
+            jobs.update_job(job, failed_count=F("failed_count") + 1, failures=job.failures)
+        else:
+            jobs.update_job(job, rebuilt_count=F("rebuilt_count") + 1)
         jobs.record_progress(job, done, total, f"{done}/{total} thumbnails")

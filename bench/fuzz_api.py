@@ -34,9 +34,18 @@ def main() -> int:
         env["IMAGINEER_FUZZ_SHRINK"] = "1"
     print(f"fuzzing with {args.examples} examples per operation and mode, seed {seed} (replay: --seed {seed})")
     command = [
-        sys.executable, "-m", "pytest", "tests/security/test_schema_fuzz.py", "-k", "answered_as_documented",
-        "-q", "-s", "-p", "no:cacheprovider", *args.pytest_args,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/security/test_schema_fuzz.py",
+        "-k",
+        "answered_as_documented",
+        "-q",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        *args.pytest_args,
+    ]
     return subprocess.call(command, cwd=ROOT, env=env)
 
 

@@ -49,11 +49,17 @@ def build_bench_model(folder: Path) -> None:
     pipe = build_tiny_sd()
     torch.manual_seed(0)
     pipe.unet = UNet2DConditionModel(
-        block_out_channels=(64, 128, 128), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        block_out_channels=(64, 128, 128),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, norm_num_groups=32, attention_head_dim=8,
-    )  # fmt: skip
+        cross_attention_dim=32,
+        norm_num_groups=32,
+        attention_head_dim=8,
+    )
     pipe.save_pretrained(str(folder))
 
 
@@ -75,9 +81,13 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="imagineer-bench-"))
     env = {
-        "IMAGINEER_DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "imagineer.settings", "LOG_LEVEL": "WARNING",
-        "IMAGINEER_DEVICE": args.device, "IMAGINEER_GENERATION_RATE": "100000/m", "IMAGINEER_GENERATION_MAX_BATCH": "4",
-    }  # fmt: skip
+        "IMAGINEER_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "imagineer.settings",
+        "LOG_LEVEL": "WARNING",
+        "IMAGINEER_DEVICE": args.device,
+        "IMAGINEER_GENERATION_RATE": "100000/m",
+        "IMAGINEER_GENERATION_MAX_BATCH": "4",
+    }
     os.environ.update(env)
     os.environ.pop("DATABASE_URL", None)
     import django
@@ -90,7 +100,7 @@ def main() -> None:
 
     from albums.models import Album
     from generation.models import DiffusionModel, GenerationJob, ModelSource, SetRun
-    from generation.pipeline.service import load_pipeline
+    from generation.pipeline.runner import load_pipeline
     from generation.sets import import_sets
     from imagineer.core.models import User
 
@@ -113,18 +123,41 @@ def main() -> None:
     def raw(seed: int) -> float:
         started = time.perf_counter()
         with torch.inference_mode():
-            pipe(PARAMS["prompt"], negative_prompt="blurry, low quality", num_inference_steps=PARAMS["steps"],
-                 width=64, height=64, guidance_scale=PARAMS["guidance_scale"],
-                 generator=torch.Generator("cpu").manual_seed(seed))  # fmt: skip
+            pipe(
+                PARAMS["prompt"],
+                negative_prompt="blurry, low quality",
+                num_inference_steps=PARAMS["steps"],
+                width=64,
+                height=64,
+                guidance_scale=PARAMS["guidance_scale"],
+                generator=torch.Generator("cpu").manual_seed(seed),
+            )
         return time.perf_counter() - started
 
     raw(0)  # warm-up
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "imagineer", "worker", "-Q", "generation,default", "--concurrency", "1",
-         "--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imagineer",
+            "worker",
+            "-Q",
+            "generation,default",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "WARNING",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(8)  # let the worker start before the cold job is timed from its POST
 

@@ -49,8 +49,13 @@ def make_tree(outputs: Path, count: int, size: int) -> list[Path]:
         small = Image.frombytes("RGB", (48, 48), rng.randbytes(48 * 48 * 3))
         path = folder / f"2025{1 + i % 12:02d}15_1200{i % 60:02d}_image_{i}.png"
         small.resize((size, size), Image.Resampling.BICUBIC).save(path, "PNG")
-        sidecar = {"prompt": f"image {i}, oil painting", "seed": i, "steps": 30, "guidance_scale": 7.5,
-                   "lora": {"path": "loras/ink.safetensors", "weight": 0.6}}  # fmt: skip
+        sidecar = {
+            "prompt": f"image {i}, oil painting",
+            "seed": i,
+            "steps": 30,
+            "guidance_scale": 7.5,
+            "lora": {"path": "loras/ink.safetensors", "weight": 0.6},
+        }
         path.with_suffix(".json").write_text(json.dumps(sidecar))
         paths.append(path)
     return paths

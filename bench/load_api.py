@@ -79,7 +79,7 @@ def seed(images: int) -> dict:
             prompt=f"load test prompt {i}",
             is_public=i % 10 != 0,
             is_nsfw=i % 20 == 7,
-        )  # fmt: skip
+        )
         for i in range(images)
     ]
     Image.objects.bulk_create(rows, batch_size=5000)
@@ -98,9 +98,17 @@ def seed(images: int) -> dict:
         Image.objects.filter(file=name).update(thumbnail=first.thumbnail.name)
     model = DiffusionModel.objects.create(name="load", source_type=ModelSource.DIFFUSERS_DIR, source="x")
     job = GenerationJob.objects.create(
-        prompt="p", model=model, scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1,
-        created_by=reader, status=JobStatus.SUCCEEDED,
-    )  # fmt: skip
+        prompt="p",
+        model=model,
+        scheduler="euler",
+        steps=1,
+        guidance_scale=1,
+        width=64,
+        height=64,
+        seed=1,
+        created_by=reader,
+        status=JobStatus.SUCCEEDED,
+    )
     job.images.set(public_ids[:4])
     from django.conf import settings
 
@@ -112,11 +120,33 @@ def seed(images: int) -> dict:
 def run_locust(host: str, tag: str, users: int, seconds: int, env: dict, out: Path) -> list[dict]:
     prefix = out / tag
     subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "bench" / "locustfile_api.py"), "--headless",
-         "--tags", tag, "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--host", host,
-         "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-        env=env, check=False, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "bench" / "locustfile_api.py"),
+            "--headless",
+            "--tags",
+            tag,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            host,
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
     with open(f"{prefix}_stats.csv", newline="") as handle:
         return [row for row in csv.DictReader(handle) if row["Name"] != "Aggregated"]
 
@@ -139,9 +169,12 @@ def main() -> None:
     if not args.sqlite:
         recreate_postgres_database(database)
     env = {
-        **os.environ, "IMAGINEER_DATA_DIR": str(data_dir), "DATABASE_URL": database,
-        "DJANGO_SETTINGS_MODULE": "imagineer.settings", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+        **os.environ,
+        "IMAGINEER_DATA_DIR": str(data_dir),
+        "DATABASE_URL": database,
+        "DJANGO_SETTINGS_MODULE": "imagineer.settings",
+        "LOG_LEVEL": "WARNING",
+    }
     env.pop("REDIS_URL", None)
     os.environ.update(env)
     import django
@@ -157,15 +190,33 @@ def main() -> None:
     )
     ids_file = data_dir / "image-ids.txt"
     ids_file.write_text(" ".join(map(str, seeded["image_ids"])))
-    locust_env = {**env, "LOAD_IMAGE_IDS": str(ids_file), "LOAD_JOB_ID": str(seeded["job_id"]),
-                  "LOAD_TOKEN": seeded["token"], "LOAD_PAGES": str(seeded["pages"])}  # fmt: skip
+    locust_env = {
+        **env,
+        "LOAD_IMAGE_IDS": str(ids_file),
+        "LOAD_JOB_ID": str(seeded["job_id"]),
+        "LOAD_TOKEN": seeded["token"],
+        "LOAD_PAGES": str(seeded["pages"]),
+    }
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "imagineer.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "imagineer.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     host = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -186,15 +237,19 @@ def main() -> None:
         server.wait(timeout=30)
 
     baseline = float(results["healthz (baseline)"]["Requests/s"])
-    print(f"gunicorn -w {args.workers} on 127.0.0.1, locust {args.users} users, {args.seconds} s per phase, "
-          f"{args.images:,} images")  # fmt: skip
+    print(
+        f"gunicorn -w {args.workers} on 127.0.0.1, locust {args.users} users, {args.seconds} s per phase, "
+        f"{args.images:,} images"
+    )
     print(f"{'endpoint':<22}{'requests':>9}{'req/s':>9}{'vs base':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}")
     errors = 0
     for name, row in results.items():
         rate = float(row["Requests/s"])
         errors += int(row["Failure Count"])
-        print(f"{name:<22}{row['Request Count']:>9}{rate:>9.1f}{rate / baseline:>8.2f}x{row['50%']:>8}"
-              f"{row['99%']:>8}{row['Failure Count']:>8}")  # fmt: skip
+        print(
+            f"{name:<22}{row['Request Count']:>9}{rate:>9.1f}{rate / baseline:>8.2f}x{row['50%']:>8}"
+            f"{row['99%']:>8}{row['Failure Count']:>8}"
+        )
     if errors:
         raise SystemExit(f"{errors} failed requests")
 

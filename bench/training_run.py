@@ -49,23 +49,40 @@ def build_full_size_sd(folder: Path) -> None:
     vocab_folder.mkdir(parents=True, exist_ok=True)
     tokenizer, vocab_size = _tokenizer(vocab_folder)
     unet = UNet2DConditionModel(
-        sample_size=64, cross_attention_dim=768, attention_head_dim=8, layers_per_block=2,
+        sample_size=64,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280),
-    )  # fmt: skip
+    )
     vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    )  # fmt: skip
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+    )
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=vocab_size, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-            num_attention_heads=12, max_position_embeddings=77, projection_dim=768,
+            vocab_size=vocab_size,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            projection_dim=768,
         )
-    )  # fmt: skip
+    )
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_scheduler(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(str(folder))
 
 
@@ -101,13 +118,14 @@ def main() -> None:
     from albums.models import Album
     from albums.services import store_image
     from generation.models import DiffusionModel, ModelSource
-    from generation.pipeline.service import resolve_local_source
-    from generation.services import ensure_tiny_model
+    from generation.pipeline.runner import resolve_local_source
+    from generation.registry import ensure_tiny_model
     from imagineer.core import jobs
     from imagineer.core.models import User
     from labeling.models import Label, LabelType
-    from training import runs, trainer
+    from training import trainer
     from training.models import TrainingRun
+    from training.services import runs
 
     call_command("migrate", verbosity=0)
     (data_dir / "config.yaml").write_text(f"training:\n  min_captioned_images: {min(20, args.images)}\n")
@@ -126,12 +144,21 @@ def main() -> None:
         PILImage.effect_noise((side, side), 40 + number).convert("RGB").save(buffer, "PNG")
         image, _ = store_image(buffer, original_filename=f"{number}.png", album=album)
         Label.objects.create(image=image, text=f"bench caption number {number}", label_type=LabelType.CAPTION)
-    parameters = {"steps": args.steps, "rank": args.rank, "alpha": args.rank, "resolution": args.resolution,
-                  "seed": 1, "learning_rate": 1e-4}  # fmt: skip
+    parameters = {
+        "steps": args.steps,
+        "rank": args.rank,
+        "alpha": args.rank,
+        "resolution": args.resolution,
+        "seed": 1,
+        "learning_rate": 1e-4,
+    }
 
     # The baseline's dataset: the same images and captions, already in a folder.
     dataset_dir = data_dir / "baseline-dataset"
-    probe = TrainingRun.objects.create(name="probe", model=model, parameters=runs.resolve_parameters(parameters))
+    # Claimed, as in the worker: prepare_dataset writes the counts under the run's claim.
+    probe = TrainingRun.objects.create(
+        name="probe", model=model, parameters=runs.resolve_parameters(parameters), status="running", attempts=1
+    )
     probe.albums.set([album])
     runs.prepare_dataset(probe, dataset_dir)
     probe.delete()
@@ -149,16 +176,21 @@ def main() -> None:
                 events.append({"event": event, **fields})
 
         spec = {
-            "model": str(resolve_local_source(model)), "dataset_dir": str(dataset_dir), "output_dir": str(output),
-            "parameters": runs.resolve_parameters(parameters), "device": args.device, "offline": True,
-        }  # fmt: skip
+            "model": str(resolve_local_source(model)),
+            "dataset_dir": str(dataset_dir),
+            "output_dir": str(output),
+            "parameters": runs.resolve_parameters(parameters),
+            "device": args.device,
+            "offline": True,
+        }
         started = time.perf_counter()
         trainer.train(json.loads(json.dumps(spec)), Collect())
         return time.perf_counter() - started, events
 
     def job() -> TrainingRun:
-        run = runs.start_training_run(user=admin, name=f"bench {time.time()}", albums=[album], model=model,
-                                      parameters=parameters)  # fmt: skip
+        run = runs.start_training_run(
+            user=admin, name=f"bench {time.time()}", albums=[album], model=model, parameters=parameters
+        )
         jobs.run_job(TrainingRun, run.pk, runs.run_training)
         run.refresh_from_db()
         assert run.status == "succeeded", run.error_message
@@ -179,8 +211,10 @@ def main() -> None:
     raw_median, job_median = statistics.median(raw_times), statistics.median(job_times)
     device = next(e for e in events if e["event"] == "started")["device"]
     shape = "SD 1.5-shaped" if args.full_size else "tiny-sd"
-    print(f"model: {shape} (random weights), {args.images} images at {args.resolution} px, {args.steps} steps, "
-          f"rank {args.rank}, device {device}, {args.rounds} rounds")  # fmt: skip
+    print(
+        f"model: {shape} (random weights), {args.images} images at {args.resolution} px, {args.steps} steps, "
+        f"rank {args.rank}, device {device}, {args.rounds} rounds"
+    )
     print(f"raw training loop (load + train + save), median:  {raw_median:7.3f} s   1.00x")
     print(f"training run end to end (the job), median:        {job_median:7.3f} s   {job_median / raw_median:.2f}x")
     print(f"  of which the trainer child process:             {statistics.median(train_seconds):7.3f} s")

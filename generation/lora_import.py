@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from generation.models import LoraProvenance
-from generation.services import InvalidLora, register_lora
+from generation.registry import InvalidLora, register_lora
 
 VERSION_SUFFIX = re.compile(r"([-_ ]?(v\d+(\.\d+)?|\d{3,}))+$", re.IGNORECASE)
 

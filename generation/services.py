@@ -1,23 +1,18 @@
-"""Generation: the model and LoRA registries, generation jobs and set runs.
+"""Generation jobs and set runs: queueing them and the job bodies the Celery tasks run.
 
 Views validate and call `start_generation_job` / `start_set_run`; Celery tasks call
-`run_generation_job` / `run_set_run` through the shared job lifecycle.
+`run_generation_job` / `run_set_run` through the shared job lifecycle. Which models and LoRAs
+exist, and the defaults a model gives, live in generation.registry.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import secrets
 import time
-import uuid
 from collections.abc import Sequence
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,217 +20,25 @@ from django.utils import timezone
 from albums import services as album_services
 from albums.image_files import facts_for_generated
 from albums.models import Album, AlbumSource, AlbumType, ImageSource
-from generation.models import (
-    FAMILY_DEFAULT_SIZE,
-    DiffusionModel,
-    GenerationJob,
-    Lora,
-    LoraProvenance,
-    ModelFamily,
-    ModelSource,
-    SetRun,
-)
-from generation.pipeline import service as pipeline
-from generation.pipeline.loras import NotALora, inspect_lora
+from generation.models import DiffusionModel, GenerationJob, Lora, SetRun
+from generation.pipeline import runner
 from generation.pipeline.metadata import encode_png
 from generation.pipeline.schedulers import scheduler_label
+from generation.registry import InvalidLora, check_loras_fit, default_model, model_defaults, resolve_lora
 from generation.sets import item_label, join_negative_prompts, render_set_prompt
 from imagineer.core import jobs
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.core.runtime_config import get_runtime_config
-from imagineer.core.slugs import unique_slug
 
 logger = get_logger(__name__)
 
 MAX_SEED = 2**32 - 1
 PROGRESS_INTERVAL_SECONDS = 0.5
-TINY_MODELS = {"tiny-sd": ModelFamily.SD1, "tiny-sdxl": ModelFamily.SDXL}
-
-
-class NoDefaultModel(ImagineerError):
-    code = "no_default_model"
-
-
-class InvalidLora(ImagineerError):
-    code = "invalid_lora"
 
 
 class NotASetTemplate(ImagineerError):
     code = "not_a_set_template"
-
-
-# --- Models ------------------------------------------------------------------------------------
-
-
-def default_model() -> DiffusionModel:
-    model = DiffusionModel.objects.filter(is_default=True, enabled=True).first()
-    if model is None:
-        model = DiffusionModel.objects.filter(enabled=True).order_by("pk").first()
-    if model is None:
-        raise NoDefaultModel("No diffusion model is registered. Run `manage.py create_tiny_model` or add one in admin.")
-    return model
-
-
-def model_defaults(model: DiffusionModel) -> dict[str, Any]:
-    """Parameters a job gets when it does not say: the model's own, else the global defaults."""
-    globals_ = get_runtime_config().generation
-    size = FAMILY_DEFAULT_SIZE[ModelFamily(model.family)]
-    return {
-        "steps": model.default_steps or globals_.steps,
-        "guidance_scale": model.default_guidance_scale
-        if model.default_guidance_scale is not None
-        else globals_.guidance_scale,
-        "width": model.default_width or size,
-        "height": model.default_height or size,
-        "scheduler": model.default_scheduler or globals_.scheduler,
-        "negative_prompt": model.default_negative_prompt or globals_.negative_prompt,
-    }
-
-
-def ensure_tiny_model(name: str = "tiny-sd", *, rebuild: bool = False) -> DiffusionModel:
-    """Build the tiny random-weight pipeline on disk (if missing) and register it. Offline."""
-    from generation.pipeline.tiny import build_tiny_sd, build_tiny_sdxl
-
-    family = TINY_MODELS[name]
-    folder = Path(settings.IMAGINEER_MODELS_DIR) / name
-    if rebuild or not (folder / "model_index.json").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        pipe = build_tiny_sdxl() if family == ModelFamily.SDXL else build_tiny_sd()
-        pipe.save_pretrained(str(folder))
-        logger.info("tiny_model.built", model=name)
-    try:
-        source = str(folder.resolve().relative_to(Path(settings.DATA_DIR).resolve()))
-    except ValueError:
-        source = str(folder.resolve())
-    small = 64 if family == ModelFamily.SD1 else 512
-    model, created = DiffusionModel.objects.update_or_create(
-        name=name,
-        defaults={
-            "source_type": ModelSource.DIFFUSERS_DIR,
-            "source": source,
-            "family": family,
-            "description": "Tiny random-weight pipeline built locally: output is noise, every code path is real.",
-            "default_steps": 8,
-            "default_width": small,
-            "default_height": small,
-            "default_scheduler": "euler",
-        },
-    )
-    if not DiffusionModel.objects.filter(is_default=True).exists():
-        DiffusionModel.objects.filter(pk=model.pk).update(is_default=True)
-        model.is_default = True
-    return model
-
-
-# --- LoRAs -------------------------------------------------------------------------------------
-
-
-def _sha256_of(fileobj: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    fileobj.seek(0)
-    while chunk := fileobj.read(1024 * 1024):
-        digest.update(chunk)
-    fileobj.seek(0)
-    return digest.hexdigest()
-
-
-def register_lora(
-    path: Path,
-    *,
-    name: str,
-    family: str | None = None,
-    trigger_words: str = "",
-    default_weight: float = 0.6,
-    provenance: str = LoraProvenance.UPLOADED,
-    source_id: int | None = None,
-    source_note: str = "",
-    user=None,
-) -> tuple[Lora, bool]:
-    """Check a .safetensors file is an SD LoRA, copy it into storage and register it.
-
-    The family is read from the file when its shapes tell; a given family must agree. Returns
-    (lora, created); the same bytes already registered are returned, not stored twice.
-    """
-    try:
-        info = inspect_lora(path)
-    except NotALora as exc:
-        raise InvalidLora(str(exc)) from exc
-    if info.family and family and info.family != family:
-        raise InvalidLora(f"{path.name}: its weights are for {info.family}, not {family}.")
-    family = family or info.family
-    if not family:
-        raise InvalidLora(
-            f"{path.name}: cannot tell which model family this LoRA is for "
-            f"(cross-attention width {info.cross_attention_dim}); say it explicitly."
-        )
-    size = path.stat().st_size
-    if size > settings.IMAGINEER_LORA_MAX_BYTES:
-        raise InvalidLora(f"{path.name}: larger than the {settings.IMAGINEER_LORA_MAX_BYTES} byte limit.")
-    with open(path, "rb") as handle:
-        sha = _sha256_of(handle)
-        existing = Lora.objects.filter(sha256=sha).first()
-        if existing:
-            return existing, False
-        slug = unique_slug(Lora.objects.all(), name, fallback="lora", max_length=190)
-        stored = default_storage.save(f"loras/{slug}-{uuid.uuid4().hex[:8]}.safetensors", File(handle))
-    try:
-        lora = Lora.objects.create(
-            name=name,
-            slug=slug,
-            file=stored,
-            sha256=sha,
-            file_size=size,
-            family=family,
-            trigger_words=trigger_words,
-            default_weight=default_weight,
-            provenance=provenance,
-            source_id=source_id,
-            source_note=source_note,
-            created_by=user if user is not None and getattr(user, "is_authenticated", False) else None,
-        )
-    except BaseException:
-        default_storage.delete(stored)
-        raise
-    logger.info("lora.registered", lora=lora.slug, family=family)
-    return lora, True
-
-
-def register_uploaded_lora(upload, **fields: Any) -> tuple[Lora, bool]:
-    """register_lora for an uploaded file (API and admin), checked from a scratch copy.
-
-    The copy keeps the upload's own suffix, so a pickled .ckpt is refused by its name, and nothing
-    is stored for a file the check refuses.
-    """
-    import tempfile
-
-    fields.setdefault("provenance", LoraProvenance.UPLOADED)
-    with tempfile.TemporaryDirectory() as scratch:
-        name = Path(upload.name or "upload")
-        path = Path(scratch) / (name.stem[:100] + name.suffix.lower())
-        with open(path, "wb") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-        return register_lora(path, **fields)
-
-
-def resolve_lora(reference: Any) -> Lora:
-    """A LoRA by id or slug (what templates and API clients send)."""
-    query = Lora.objects.filter(enabled=True)
-    lora = query.filter(pk=reference).first() if str(reference).isdigit() else query.filter(slug=reference).first()
-    if lora is None:
-        raise InvalidLora(f"Unknown LoRA: {reference!r}.", code="unknown_lora")
-    return lora
-
-
-def check_loras_fit(model: DiffusionModel, loras: Sequence[tuple[Lora, float]]) -> None:
-    for lora, _ in loras:
-        if lora.family != model.family:
-            raise InvalidLora(
-                f"LoRA '{lora.slug}' is for {lora.get_family_display()}, model '{model.name}' is "
-                f"{model.get_family_display()}.",
-                code="lora_incompatible",
-            )
 
 
 # --- Generation jobs ---------------------------------------------------------------------------
@@ -376,7 +179,7 @@ def run_generation_job(job: GenerationJob) -> None:
     load = inference = save = 0.0
     for chunk_no, indexes in enumerate(chunks):
         seeds = [(job.seed + i) % (MAX_SEED + 1) for i in indexes]
-        request = pipeline.GenerationRequest(
+        request = runner.GenerationRequest(
             prompts=[job.prompt] * len(indexes),
             negative_prompt=job.negative_prompt,
             steps=job.steps,
@@ -393,15 +196,23 @@ def run_generation_job(job: GenerationJob) -> None:
         started = time.perf_counter()
         for pil_image, seed in zip(output.images, seeds, strict=True):
             parameters = _image_parameters(
-                prompt=job.prompt, negative_prompt=job.negative_prompt, model=model, scheduler=job.scheduler,
-                steps=job.steps, guidance_scale=job.guidance_scale, width=job.width, height=job.height,
-                seed=seed, loras=loras, origin=f"generation-job:{job.pk}",
-            )  # fmt: skip
+                prompt=job.prompt,
+                negative_prompt=job.negative_prompt,
+                model=model,
+                scheduler=job.scheduler,
+                steps=job.steps,
+                guidance_scale=job.guidance_scale,
+                width=job.width,
+                height=job.height,
+                seed=seed,
+                loras=loras,
+                origin=f"generation-job:{job.pk}",
+            )
             image = save_generated_image(pil_image, parameters, user=job.created_by, album=job.album)
             job.images.add(image)
         save += time.perf_counter() - started
-        GenerationJob.objects.filter(pk=job.pk).update(
-            load_seconds=round(load, 4), inference_seconds=round(inference, 4), save_seconds=round(save, 4)
+        jobs.update_job(
+            job, load_seconds=round(load, 4), inference_seconds=round(inference, 4), save_seconds=round(save, 4)
         )
 
 
@@ -410,9 +221,9 @@ def _generate_or_explain(model, request, on_step):
     import torch
 
     try:
-        return pipeline.generate(model, request, on_step=on_step)
+        return runner.generate(model, request, on_step=on_step)
     except torch.OutOfMemoryError as exc:
-        pipeline.pipeline_cache.clear()
+        runner.pipeline_cache.clear()
         raise ImagineerError(
             f"Out of device memory for {len(request.prompts)} image(s) at {request.width}x{request.height}; "
             "use fewer images per job or a smaller size.",
@@ -448,7 +259,9 @@ def start_set_run(
     defaults = model_defaults(model)
     parameters = {
         "steps": overrides.get("steps") or defaults["steps"],
-        "guidance_scale": overrides["guidance_scale"] if overrides.get("guidance_scale") is not None else defaults["guidance_scale"],
+        "guidance_scale": (
+            overrides["guidance_scale"] if overrides.get("guidance_scale") is not None else defaults["guidance_scale"]
+        ),
         "width": overrides.get("width") or template.width or defaults["width"],
         "height": overrides.get("height") or template.height or defaults["height"],
         "scheduler": overrides.get("scheduler") or defaults["scheduler"],
@@ -456,7 +269,7 @@ def start_set_run(
         "seed": overrides["seed"] if overrides.get("seed") is not None else secrets.randbelow(MAX_SEED + 1),
         "loras": [{"lora": lora.pk, "name": lora.slug, "weight": weight} for lora, weight in loras],
         "items": list(template.template_items),  # snapshot: editing the template later changes no run
-    }  # fmt: skip
+    }
     name = album_name or f"{template.name} · {theme} · {timezone.now():%Y-%m-%d %H:%M}"
     with transaction.atomic():
         run = SetRun.objects.create(
@@ -492,8 +305,7 @@ def _output_album(run: SetRun) -> Album:
             created_by=run.created_by,
         )
     if run.output_album_id != album.pk:
-        SetRun.objects.filter(pk=run.pk).update(output_album=album)
-        run.output_album = album
+        jobs.update_job(run, output_album=album)
     return album
 
 
@@ -516,7 +328,7 @@ def run_set_run(run: SetRun) -> None:
 
     for start in range(0, len(items), max(1, run.batch_size)):
         rows = list(range(start, min(len(items), start + run.batch_size)))
-        request = pipeline.GenerationRequest(
+        request = runner.GenerationRequest(
             prompts=[prompts[i] for i in rows],
             negative_prompt=p["negative_prompt"],
             steps=p["steps"],
@@ -532,14 +344,21 @@ def run_set_run(run: SetRun) -> None:
             output = _generate_or_explain(run.model, request, on_step=cancel_check)
             for row, pil_image in zip(rows, output.images, strict=True):
                 parameters = _image_parameters(
-                    prompt=prompts[row], negative_prompt=p["negative_prompt"], model=run.model,
-                    scheduler=p["scheduler"], steps=p["steps"], guidance_scale=p["guidance_scale"],
-                    width=p["width"], height=p["height"], seed=seeds[row], loras=loras,
+                    prompt=prompts[row],
+                    negative_prompt=p["negative_prompt"],
+                    model=run.model,
+                    scheduler=p["scheduler"],
+                    steps=p["steps"],
+                    guidance_scale=p["guidance_scale"],
+                    width=p["width"],
+                    height=p["height"],
+                    seed=seeds[row],
+                    loras=loras,
                     origin=f"set-run:{run.pk}",
-                )  # fmt: skip
+                )
                 save_generated_image(pil_image, parameters, user=run.created_by, album=album)
                 saved.add(row)
-                SetRun.objects.filter(pk=run.pk).update(completed_items=F("completed_items") + 1)
+                jobs.update_job(run, completed_items=F("completed_items") + 1)
         except (jobs.JobCancelled, jobs.JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - the batch's unsaved rows are counted; the run goes on
@@ -548,8 +367,8 @@ def run_set_run(run: SetRun) -> None:
             failed = [i for i in rows if i not in saved]
             logger.warning("set_run.batch_failed", run_id=run.pk, rows=len(failed), exc_type=type(exc).__name__)
             run.failures.extend({"row": i + 1, "item": item_label(items[i]), "error": message} for i in failed)
-            SetRun.objects.filter(pk=run.pk).update(failed_items=F("failed_items") + len(failed), failures=run.failures)
+            jobs.update_job(run, failed_items=F("failed_items") + len(failed), failures=run.failures)
         jobs.record_progress(run, rows[-1] + 1, len(items), f"{rows[-1] + 1}/{len(items)} rows")
-    run.refresh_from_db(fields=["completed_items", "failed_items"])
+    # update_job has read the counters back onto `run`.
     if run.completed_items == 0:
         raise SetRunFailed(f"All {len(items)} rows failed. First error: {first_error}")

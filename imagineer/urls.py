@@ -18,7 +18,6 @@ urlpatterns = [
     path("api/", include("generation.api.urls")),
     path("api/", include("labeling.api.urls")),
     path("api/", include("training.api.urls")),
-    path("api/", include("training.api.scrape_urls")),
     path("api/", include("imagineer.ops.api.urls")),
 ]
 

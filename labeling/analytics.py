@@ -19,6 +19,10 @@ non-NSFW images only, the same for every caller, so no tag text or count of a pr
 image ever reaches them (a signed-in user's own private images are theirs to browse, not part
 of these aggregates) and the tally can hold one hidden count per text. The `album` filter is
 checked against `Album.objects.visible_to(user)` by the caller (the API's query serializer).
+
+One idea, one module (about 500 lines): the album view and the /api/labels/* figures are the
+same aggregates over one scope, built from the same helpers (scoping, per-text and per-image
+counts, rounding), so splitting them would only move those helpers into a third module.
 """
 
 from __future__ import annotations

@@ -285,7 +285,8 @@ def _count_outcome(
     if failure and len(run.failures) < MAX_FAILURES_KEPT:
         run.failures.append(failure)
         counters["failures"] = run.failures
-    LabelingRun.objects.filter(pk=run.pk).update(
+    jobs.update_job(
+        run,
         input_tokens=F("input_tokens") + getattr(usage, "input_tokens", 0),
         output_tokens=F("output_tokens") + getattr(usage, "output_tokens", 0),
         **counters,
@@ -317,7 +318,7 @@ def run_labeling_run(run: LabelingRun) -> None:
         else:
             _count_outcome(run, result)
         jobs.record_progress(run, done, total, f"{done}/{total} images")
-    run.refresh_from_db(fields=["succeeded_count", "failed_count", "input_tokens", "output_tokens"])
+    # update_job has read the counters back onto `run`.
     logger.info(
         "labeling.run_done",
         run_id=run.pk,

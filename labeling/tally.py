@@ -324,7 +324,8 @@ def missing_triggers(connection) -> set[str]:
             cursor.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname = ANY(%s)", [expected])
         else:
             cursor.execute(
-                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN ({', '.join(['%s'] * len(expected))})",
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                f"({', '.join(['%s'] * len(expected))})",
                 expected,
             )
         return set(expected) - {name for (name,) in cursor.fetchall()}

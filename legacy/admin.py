@@ -4,8 +4,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from albums.admin import thumbnail_tag
 from imagineer.core.admin import JobAdmin
+from imagineer.core.admin_helpers import thumbnail_tag
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
 
 SKIPPED_SHOWN = 500  # the manifest has the full list
@@ -14,9 +14,18 @@ SKIPPED_SHOWN = 500  # the manifest has the full list
 @admin.register(ImportRun)
 class ImportRunAdmin(JobAdmin):
     list_display = [
-        "id", "status", "mode", "files_seen", "imported_count", "already_present_count", "duplicate_count",
-        "skipped_count", "albums_created", "created_at", "finished_at",
-    ]  # fmt: skip
+        "id",
+        "status",
+        "mode",
+        "files_seen",
+        "imported_count",
+        "already_present_count",
+        "duplicate_count",
+        "skipped_count",
+        "albums_created",
+        "created_at",
+        "finished_at",
+    ]
     list_display_links = ["id", "status"]
     exclude = ["skipped"]
 

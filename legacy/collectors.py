@@ -223,9 +223,14 @@ def _record(
     seen = known.get(str(entry.path))
     if seen is not None and seen[:2] == (info.st_size, info.st_mtime_ns):
         return _placed_record(
-            entry, relative_path, info, private_packs,
-            timestamp=seen[2], timestamp_source="known", metadata=ImageMetadata(),
-        )  # fmt: skip
+            entry,
+            relative_path,
+            info,
+            private_packs,
+            timestamp=seen[2],
+            timestamp_source="known",
+            metadata=ImageMetadata(),
+        )
     try:
         with open(entry.path, "rb") as handle:
             handle.read(1)
@@ -238,9 +243,14 @@ def _record(
     )
     timestamp, timestamp_source = timestamp_of(sidecar.data, entry.path.name, info.st_mtime)
     return _placed_record(
-        entry, relative_path, info, private_packs,
-        timestamp=timestamp, timestamp_source=timestamp_source, metadata=metadata,
-    )  # fmt: skip
+        entry,
+        relative_path,
+        info,
+        private_packs,
+        timestamp=timestamp,
+        timestamp_source=timestamp_source,
+        metadata=metadata,
+    )
 
 
 def _placed_record(

@@ -10,9 +10,22 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from legacy.records import LegacyRecord
+
 
 def default_manifest_path() -> Path:
     return Path(settings.DATA_DIR) / "legacy" / "manifest.yaml"
+
+
+def manifest_entry(record_or_path: LegacyRecord | str, root: str = "", **fields: Any) -> dict[str, Any]:
+    """One file's entry: its source (root/relative path), its album when it was placed in one, and `fields`."""
+    if isinstance(record_or_path, LegacyRecord):
+        return {
+            "source": f"{record_or_path.root}/{record_or_path.relative_path}",
+            "album": record_or_path.album_name,
+            **fields,
+        }
+    return {"source": f"{root}/{record_or_path}", **fields}
 
 
 def write_manifest(path: Path, entries: list[dict[str, Any]], *, summary: dict[str, Any] | None = None) -> None:

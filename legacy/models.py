@@ -36,9 +36,16 @@ class ImportRun(AbstractJob):
 
     task_name = "legacy.tasks.run_import"
     retry_reset_fields = {
-        "files_seen": 0, "imported_count": 0, "already_present_count": 0, "duplicate_count": 0, "skipped_count": 0,
-        "orphan_sidecar_count": 0, "albums_created": 0, "albums_reused": 0, "skipped": [],
-    }  # fmt: skip
+        "files_seen": 0,
+        "imported_count": 0,
+        "already_present_count": 0,
+        "duplicate_count": 0,
+        "skipped_count": 0,
+        "orphan_sidecar_count": 0,
+        "albums_created": 0,
+        "albums_reused": 0,
+        "skipped": [],
+    }
 
     class Meta(AbstractJob.Meta):
         verbose_name = "legacy import run"

@@ -10,6 +10,7 @@ import zlib
 import factory
 from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
+from PIL import ImageDraw
 
 from albums import services
 from albums.models import Album
@@ -37,6 +38,19 @@ def png_bomb_bytes(width: int = 30000, height: int = 30000) -> bytes:
     row = b"\x00" + b"\x00" * ((width + 7) // 8)
     idat = zlib.compress(row * 16)  # far fewer rows than declared: never meant to decode
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def scene_png(size=(256, 192)) -> bytes:
+    """A real picture (sky, ground, a sun and a house), not a flat colour."""
+    img = PILImage.new("RGB", size, (120, 170, 230))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, size[1] * 2 // 3, size[0], size[1]], fill=(70, 140, 60))
+    draw.ellipse([20, 15, 70, 65], fill=(250, 220, 90))
+    draw.rectangle([140, 80, 220, 140], fill=(160, 80, 60))
+    draw.polygon([(130, 80), (180, 40), (230, 80)], fill=(110, 40, 30))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
 
 
 class UserFactory(factory.django.DjangoModelFactory):

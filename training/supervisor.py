@@ -100,9 +100,10 @@ def supervise(
 ) -> TrainerResult:
     """Run `command` (given `--progress-fd N` here) to its end or until a guard or the caller stops it.
 
-    `on_line` gets every output line, `on_event` every progress event (in this thread, so it may
-    touch the database and raise); `poll` runs about once a second and may raise to stop the run.
-    Raises TrainerStopped when a guard fired; re-raises what `on_event`/`poll` raised.
+    `on_start` gets the trainer's pid and `on_event` every progress event (both in this thread, so
+    they may touch the database and raise); `on_line` gets every output line (in a reader thread);
+    `poll` runs about once a second and may raise to stop the run. Raises TrainerStopped when a
+    guard fired; re-raises what `on_start`/`on_event`/`poll` raised.
     """
     read_fd, write_fd = os.pipe()
     try:
@@ -121,7 +122,6 @@ def supervise(
         raise
     finally:
         os.close(write_fd)  # the child holds its copy; EOF on ours means the child is gone
-    on_start(proc.pid)
     events: queue.Queue = queue.Queue()
     pumps = [
         threading.Thread(target=_pump_lines, args=(proc.stdout, on_line), name="trainer-output", daemon=True),
@@ -134,6 +134,8 @@ def supervise(
     result = TrainerResult(exit_code=-1)
     started = last_progress = last_poll = time.monotonic()
     try:
+        # Inside the try: a caller that raises here (its job was lost) still gets the group stopped.
+        on_start(proc.pid)
         while True:
             exited = proc.poll() is not None
             if exited:

@@ -4,16 +4,16 @@ Queues come from the explicit table in imagineer/celery.py: train_lora → train
 """
 
 from imagineer.core.jobs import job_task
-from training import runs
 from training.models import ScrapeJob, TrainingRun
+from training.services import runs
 
 train_lora = job_task(TrainingRun)(runs.run_training)
 
 
 @job_task(ScrapeJob)
 def scrape_site(job: ScrapeJob) -> None:
-    """Crawl one site into a private album (training.scraping)."""
+    """Crawl one site into a private album (training.services.scrapes, with the crawler in training.scraping)."""
     # Imported here: training workers never load the scraping stack (bs4, lxml, numpy, imagehash).
-    from training.scraping.services import run_scrape_job
+    from training.services.scrapes import run_scrape_job
 
     run_scrape_job(job)

@@ -1,8 +1,12 @@
+"""The albums API's serializers: images, uploads, bulk flags, albums (set templates included), thumbnail jobs."""
+
+from collections.abc import Callable
+from typing import Any
+
 from django.urls import reverse
 from rest_framework import serializers
 
 from albums.models import Album, Image, NsfwRating, ThumbnailJob
-from generation.models import DiffusionModel
 from imagineer.core.serializers import (
     AdminEnrichedMixin,
     ImageIdsSerializer,
@@ -11,6 +15,18 @@ from imagineer.core.serializers import (
     StrictModelSerializer,
     StrictSerializer,
 )
+
+SetPromptRule = Callable[[Album, dict[str, Any], str], str]
+
+# A set template's prompts follow generation's rule (generation.sets.render_set_prompt): generation
+# registers it in its AppConfig.ready(), since albums never imports the apps above it.
+_set_prompt_rule: SetPromptRule | None = None
+
+
+def register_set_prompt_rule(rule: SetPromptRule) -> None:
+    """Have AlbumSerializer preview a set template's prompts as `rule(template, row, theme)` renders them."""
+    global _set_prompt_rule
+    _set_prompt_rule = rule
 
 
 def _absolute(request, url: str) -> str:
@@ -123,7 +139,8 @@ class AlbumSerializer(StrictModelSerializer):
     image_count = serializers.IntegerField(read_only=True)
     default_model = serializers.SlugRelatedField(
         slug_field="name",
-        queryset=DiffusionModel.objects.all(),
+        # generation's DiffusionModel, reached through the relation the model declares.
+        queryset=Album._meta.get_field("default_model").related_model.objects.all(),
         required=False,
         allow_null=True,
     )
@@ -178,11 +195,9 @@ class AlbumSerializer(StrictModelSerializer):
 
     def get_template_items_preview(self, obj) -> list[str]:
         """The first rendered prompts of a set template, with its example theme."""
-        from generation.sets import render_set_prompt
-
         if not obj.is_set_template:
             return []
-        return [render_set_prompt(obj, row, obj.example_theme) for row in obj.template_items[:5]]
+        return [_set_prompt_rule(obj, row, obj.example_theme) for row in obj.template_items[:5]]
 
     def validate_template_items(self, value):
         if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):

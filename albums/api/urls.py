@@ -1,3 +1,5 @@
+"""The albums API's routes: images, albums, thumbnail jobs."""
+
 from albums.api.views import AlbumViewSet, ImageViewSet, ThumbnailJobViewSet
 from imagineer.core.routers import ApiRouter
 

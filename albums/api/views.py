@@ -1,3 +1,8 @@
+"""The albums API's views: images (upload, file, thumbnail, flags), albums and their images, thumbnail jobs.
+
+Routes that apps above albums add under `albums/{id}/` (label/, generate/) are theirs: see their api/urls.py.
+"""
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Count
@@ -21,8 +26,6 @@ from albums.api.serializers import (
     ThumbnailRebuildSerializer,
 )
 from albums.models import Album, Image, ThumbnailJob, visible_images_q
-from generation import services as generation_services
-from generation.api.serializers import SetRunCreateSerializer, SetRunSerializer
 from imagineer.core import jobs
 from imagineer.core.errors import NotFoundError
 from imagineer.core.permissions import IsAdmin
@@ -234,25 +237,6 @@ class AlbumViewSet(viewsets.ModelViewSet):
         ids = serializer.validated_data["image_ids"]
         services.reorder_album(album, ids)
         return Response({"reordered": len(ids)})
-
-    @extend_schema(request=SetRunCreateSerializer, responses={202: SetRunSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[IsAdmin])
-    def generate(self, request, pk=None):
-        """Start a set run from this set template (admin): one image per row into a new album."""
-        template = self.get_object()
-        serializer = SetRunCreateSerializer(data=request.data, context={"template": template, "request": request})
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        run = generation_services.start_set_run(
-            template,
-            user=request.user,
-            theme=data.pop("theme"),
-            album_name=data.pop("album_name", ""),
-            model=data.pop("model", None),
-            batch_size=data.pop("batch_size", None),
-            overrides=data,
-        )
-        return Response(SetRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ThumbnailJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -4,7 +4,8 @@ from rest_framework import serializers
 from albums.models import Album
 from generation.models import FAMILY_SIZE_LIMITS, DiffusionModel, GenerationJob, Lora, ModelFamily, ModelSource, SetRun
 from generation.pipeline.schedulers import SCHEDULERS
-from generation.services import MAX_SEED, InvalidLora, model_defaults, resolve_lora
+from generation.registry import InvalidLora, default_model, model_defaults, resolve_lora
+from generation.services import MAX_SEED
 from imagineer.core.serializers import JobSerializer, StrictSerializer
 
 MAX_PROMPT = 2000
@@ -32,9 +33,20 @@ class LoraSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lora
         fields = [
-            "id", "name", "slug", "family", "trigger_words", "default_weight", "provenance", "source_id",
-            "file_size", "sha256", "description", "enabled", "created_at",
-        ]  # fmt: skip
+            "id",
+            "name",
+            "slug",
+            "family",
+            "trigger_words",
+            "default_weight",
+            "provenance",
+            "source_id",
+            "file_size",
+            "sha256",
+            "description",
+            "enabled",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -93,8 +105,6 @@ class GenerationParametersSerializer(StrictSerializer):
 
     def _check_size(self, attrs, model: DiffusionModel | None) -> None:
         if model is None:
-            from generation.services import default_model
-
             model = default_model()
         low, high = FAMILY_SIZE_LIMITS[ModelFamily(model.family)]
         errors = {}
@@ -181,9 +191,23 @@ class GenerationJobSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         model = GenerationJob
         fields = [
-            *JobSerializer.Meta.fields, "prompt", "negative_prompt", "model", "scheduler", "steps",
-            "guidance_scale", "width", "height", "seed", "count", "loras", "album", "image_ids", "images", "timings",
-        ]  # fmt: skip
+            *JobSerializer.Meta.fields,
+            "prompt",
+            "negative_prompt",
+            "model",
+            "scheduler",
+            "steps",
+            "guidance_scale",
+            "width",
+            "height",
+            "seed",
+            "count",
+            "loras",
+            "album",
+            "image_ids",
+            "images",
+            "timings",
+        ]
         read_only_fields = fields
 
     def get_timings(self, obj) -> dict:
@@ -204,9 +228,19 @@ class SetRunSerializer(JobSerializer):
     class Meta(JobSerializer.Meta):
         model = SetRun
         fields = [
-            *JobSerializer.Meta.fields, "template", "output_album", "album_name", "theme", "model", "parameters",
-            "batch_size", "total_items", "completed_items", "failed_items", "failures",
-        ]  # fmt: skip
+            *JobSerializer.Meta.fields,
+            "template",
+            "output_album",
+            "album_name",
+            "theme",
+            "model",
+            "parameters",
+            "batch_size",
+            "total_items",
+            "completed_items",
+            "failed_items",
+            "failures",
+        ]
         read_only_fields = fields
 
     def get_parameters(self, obj) -> dict:

@@ -1,4 +1,10 @@
-from generation.api.views import DiffusionModelViewSet, GenerationJobViewSet, LoraViewSet, SetRunViewSet
+from generation.api.views import (
+    DiffusionModelViewSet,
+    GenerationJobViewSet,
+    LoraViewSet,
+    SetRunViewSet,
+    SetTemplateViewSet,
+)
 from imagineer.core.routers import ApiRouter
 
 router = ApiRouter()
@@ -6,5 +12,7 @@ router.register("generation/models", DiffusionModelViewSet, basename="diffusion-
 router.register("generation/loras", LoraViewSet, basename="lora")
 router.register("generation/jobs", GenerationJobViewSet, basename="generation-job")
 router.register("generation/set-runs", SetRunViewSet, basename="set-run")
+# albums/{id}/generate/: a set template starts a set run (albums imports nothing of generation).
+router.register("albums", SetTemplateViewSet, basename="album")
 
 urlpatterns = router.urls

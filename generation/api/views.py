@@ -8,8 +8,8 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from albums.models import Image
-from generation import services
+from albums.models import Album, Image
+from generation import registry, services
 from generation.api.serializers import (
     DiffusionModelSerializer,
     GenerationJobCreateSerializer,
@@ -17,6 +17,7 @@ from generation.api.serializers import (
     LoraSerializer,
     LoraUpdateSerializer,
     LoraUploadSerializer,
+    SetRunCreateSerializer,
     SetRunSerializer,
 )
 from generation.models import DiffusionModel, GenerationJob, Lora, SetRun
@@ -50,7 +51,7 @@ class LoraViewSet(viewsets.ModelViewSet):
         serializer = LoraUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        lora, created = services.register_uploaded_lora(data.pop("file"), user=request.user, **data)
+        lora, created = registry.register_uploaded_lora(data.pop("file"), user=request.user, **data)
         return Response(
             {**LoraSerializer(lora).data, "duplicate": not created},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -100,7 +101,7 @@ class GenerationJobViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         job = services.start_generation_job(
-            user=request.user, model=data.pop("model", None) or services.default_model(), **data
+            user=request.user, model=data.pop("model", None) or registry.default_model(), **data
         )
         return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=202)
 
@@ -134,3 +135,40 @@ class SetRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def cancel(self, request, pk=None):
         run = jobs.cancel_job(get_object_or_404(SetRun, pk=pk))
         return Response(self.get_serializer(run).data)
+
+
+class SetTemplateViewSet(viewsets.GenericViewSet):
+    """Set templates start set runs: `albums/{id}/generate/`, added under albums' prefix by generation/api/urls.py.
+
+    A set template is an album; running it is generation's, so generation adds the route to albums'
+    URLs (as labeling adds `albums/{id}/label/`) and albums imports none of it. The operation keeps
+    the id, tag and description it had when it was an action of albums' AlbumViewSet.
+    """
+
+    queryset = Album.objects.all()
+    serializer_class = SetRunCreateSerializer
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        operation_id="albums_generate_create",
+        tags=["albums"],
+        request=SetRunCreateSerializer,
+        responses={202: SetRunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def generate(self, request, pk=None):
+        """Start a set run from this set template (admin): one image per row into a new album."""
+        template = self.get_object()
+        serializer = SetRunCreateSerializer(data=request.data, context={"template": template, "request": request})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        run = services.start_set_run(
+            template,
+            user=request.user,
+            theme=data.pop("theme"),
+            album_name=data.pop("album_name", ""),
+            model=data.pop("model", None),
+            batch_size=data.pop("batch_size", None),
+            overrides=data,
+        )
+        return Response(SetRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

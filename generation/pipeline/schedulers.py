@@ -16,6 +16,13 @@ SCHEDULERS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
+def check_scheduler_name(value: str) -> str:
+    """The runtime config's check of `generation.scheduler`: a name this module can build."""
+    if value not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler '{value}'; choose one of {', '.join(sorted(SCHEDULERS))}")
+    return value
+
+
 def scheduler_label(name: str) -> str:
     return SCHEDULERS[name][0]
 

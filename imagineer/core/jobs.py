@@ -310,6 +310,23 @@ def reap_stale_jobs(stale_after: timedelta | None = None) -> int:
     return reaped
 
 
+def fail_running_jobs(model: type[AbstractJob], reason: str, *, except_pk: int | None = None) -> int:
+    """Fail every running job of a kind whose process is known to be gone; returns how many.
+
+    For kinds that know without waiting for the heartbeat: a legacy import holds an exclusive lock
+    while it runs, so any other import still marked running once the lock is taken has no process.
+    """
+    now = timezone.now()
+    failed = (
+        model.objects.filter(status=JobStatus.RUNNING)
+        .exclude(pk=except_pk)
+        .update(status=JobStatus.FAILED, finished_at=now, updated_at=now, error_message=reason[:4000])
+    )
+    if failed:
+        logger.warning("job.failed_without_process", job_type=model._meta.label, count=failed)
+    return failed
+
+
 @contextmanager
 def heartbeat(job: AbstractJob, interval: float | None = None) -> Iterator[None]:
     """Keep heartbeat_at fresh from a side thread while a long step (model load, I/O) runs."""
@@ -417,6 +434,7 @@ __all__ = [
     "cancel_job",
     "claim_job",
     "enqueue_job",
+    "fail_running_jobs",
     "finish_job",
     "job_task",
     "reap_stale_jobs",

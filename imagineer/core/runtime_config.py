@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,21 @@ class RuntimeConfigInvalid(ImagineerError):
     code = "config_invalid"
 
 
+# Checks of a field's value that only a higher app can make (generation knows its schedulers):
+# the app registers them in its AppConfig.ready(), since core never imports the apps above it.
+_FIELD_CHECKS: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+
+def register_field_check(section: str, field: str, check: Callable[[Any], Any]) -> None:
+    """Have `check(value)` validate a section's field: it returns the value, or raises ValueError saying why."""
+    _FIELD_CHECKS[(section, field)] = check
+
+
+def run_field_check(section: str, field: str, value: Any) -> Any:
+    check = _FIELD_CHECKS.get((section, field))
+    return check(value) if check is not None else value
+
+
 class _Section(BaseModel):
     # Frozen and strict about keys: a typo ("stesp: 20") is refused, not silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -55,11 +71,7 @@ class GenerationConfig(_Section):
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
-        from generation.pipeline.schedulers import SCHEDULERS
-
-        if value not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler '{value}'; choose one of {', '.join(sorted(SCHEDULERS))}")
-        return value
+        return run_field_check("generation", "scheduler", value)
 
 
 class TrainingConfig(_Section):

@@ -1,10 +1,10 @@
-"""Maintenance tasks (queue `maintenance`): thin wrappers over imagineer.ops.retention and .disk."""
+"""Maintenance tasks (queue `maintenance`): thin wrappers over imagineer.ops.services.retention and .disk."""
 
 from celery import shared_task
 
 from imagineer.core.jobs import job_task, run_job
-from imagineer.ops import disk, retention
 from imagineer.ops.models import PurgeRun
+from imagineer.ops.services import disk, retention
 
 # One purge run (a job row made by "run now", a schedule or a retry).
 run_purge = job_task(PurgeRun)(retention.run_purge)

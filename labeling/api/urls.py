@@ -1,8 +1,16 @@
 from django.urls import re_path
 
 from imagineer.core.routers import ApiRouter
-from labeling.api import analytics_views
-from labeling.api.views import AlbumLabelView, ImageLabelRunView, ImageLabelViewSet, LabelingRunViewSet
+from labeling.api.views import (
+    AlbumLabelingAnalyticsView,
+    AlbumLabelView,
+    ImageLabelRunView,
+    ImageLabelViewSet,
+    LabelDistributionView,
+    LabelingRunViewSet,
+    LabelStatsView,
+    TopTagsView,
+)
 
 router = ApiRouter()
 router.register(r"images/(?P<image_pk>\d+)/labels", ImageLabelViewSet, basename="image-label")
@@ -13,11 +21,11 @@ urlpatterns = [
     re_path(r"^images/(?P<image_pk>\d+)/label/?$", ImageLabelRunView.as_view(), name="image-label-run"),
     re_path(
         r"^albums/(?P<album_pk>\d+)/labeling/analytics/?$",
-        analytics_views.AlbumLabelingAnalyticsView.as_view(),
+        AlbumLabelingAnalyticsView.as_view(),
         name="album-labeling-analytics",
     ),
-    re_path(r"^labels/stats/?$", analytics_views.LabelStatsView.as_view(), name="label-stats"),
-    re_path(r"^labels/top-tags/?$", analytics_views.TopTagsView.as_view(), name="label-top-tags"),
-    re_path(r"^labels/distribution/?$", analytics_views.LabelDistributionView.as_view(), name="label-distribution"),
+    re_path(r"^labels/stats/?$", LabelStatsView.as_view(), name="label-stats"),
+    re_path(r"^labels/top-tags/?$", TopTagsView.as_view(), name="label-top-tags"),
+    re_path(r"^labels/distribution/?$", LabelDistributionView.as_view(), name="label-distribution"),
     *router.urls,
 ]

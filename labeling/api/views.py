@@ -1,19 +1,40 @@
+"""Labeling API views: an image's labels, labeling runs, and the label analytics.
+
+Labels and runs:
+GET/POST /api/images/{image_pk}/labels, PATCH/DELETE .../{id}   read: who may see the image; write: admin
+POST /api/albums/{album_pk}/label, /api/images/{image_pk}/label  admin: start a labeling run
+/api/labeling/runs/                                             admin: runs, cancel, retry
+
+Analytics (parse and authorise, call one function of labeling.analytics):
+GET /api/albums/{album_pk}/labeling/analytics   admin: one album's labeling progress
+GET /api/labels/stats                           everyone, scoped to the images they may see
+GET /api/labels/top-tags                        everyone, scoped
+GET /api/labels/distribution                    everyone, scoped
+"""
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from albums.models import Album, Image
 from imagineer.core import jobs
 from imagineer.core.permissions import IsAdmin
-from labeling import services
+from labeling import analytics, services
 from labeling.api.serializers import (
+    AlbumLabelingAnalyticsSerializer,
+    LabelAnalyticsQuerySerializer,
+    LabelDistributionSerializer,
     LabelingRunSerializer,
     LabelingStartSerializer,
     LabelSerializer,
+    LabelStatsSerializer,
     LabelWriteSerializer,
+    TopTagsSerializer,
 )
 from labeling.models import Label, LabelingRun
 
@@ -98,3 +119,81 @@ class LabelingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def retry(self, request, pk=None):
         """Queue a failed or cancelled run again (its images, counters reset)."""
         return Response(self.get_serializer(jobs.retry_job(self.get_object())).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- label analytics ---------------------------------------------------------------------
+
+_SCOPE = (
+    "Admins aggregate over every image. Everyone else (anonymous or signed in) over public, non-NSFW "
+    "images only: the same figures for every non-admin (a user's own private images are not counted)."
+)
+_FILTER_ERRORS = OpenApiResponse(description="validation_error: bad label_type, album, limit or offset.")
+
+
+def _parse_filters(request) -> analytics.LabelFilters:
+    query = LabelAnalyticsQuerySerializer(data=request.query_params, context={"request": request})
+    query.is_valid(raise_exception=True)
+    return query.filters()
+
+
+class AlbumLabelingAnalyticsView(APIView):
+    """One album's labeling progress over all its images (admin)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        operation_id="album_labeling_analytics",
+        parameters=[OpenApiParameter("album_pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="Album id.")],
+        responses={
+            200: OpenApiResponse(AlbumLabelingAnalyticsSerializer, "Counts, coverage and top tags of the album."),
+            404: OpenApiResponse(description="No album with this id."),
+        },
+    )
+    def get(self, request, album_pk: int):
+        """Labels by type, coverage, top tags, NSFW count and last labeling time of one album."""
+        return Response(analytics.album_labeling_analytics(int(album_pk)))
+
+
+class LabelStatsView(APIView):
+    permission_classes = [AllowAny]  # reads are open; what they cover is scoped to the caller
+
+    @extend_schema(
+        operation_id="label_stats",
+        description=_SCOPE,
+        parameters=[LabelAnalyticsQuerySerializer],
+        responses={200: OpenApiResponse(LabelStatsSerializer, "Label totals in scope."), 400: _FILTER_ERRORS},
+    )
+    def get(self, request):
+        """Label totals, per-image spread, coverage, top tags and counts by type."""
+        return Response(analytics.label_stats(request.user, _parse_filters(request)))
+
+
+class TopTagsView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="label_top_tags",
+        description=_SCOPE + " Tags are labels of type tag or manual; paginated by limit/offset.",
+        parameters=[LabelAnalyticsQuerySerializer],
+        responses={200: OpenApiResponse(TopTagsSerializer, "One page of tags by count."), 400: _FILTER_ERRORS},
+    )
+    def get(self, request):
+        """Tags by count (count desc, then tag), one page."""
+        return Response(analytics.top_tags(request.user, _parse_filters(request)))
+
+
+class LabelDistributionView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="label_distribution",
+        description=_SCOPE + " Albums are the ones you may see, in id order, paginated by limit/offset.",
+        parameters=[LabelAnalyticsQuerySerializer],
+        responses={
+            200: OpenApiResponse(LabelDistributionSerializer, "Labels by type, per image, per album."),
+            400: _FILTER_ERRORS,
+        },
+    )
+    def get(self, request):
+        """Labels by type, a labels-per-image histogram, and a page of albums with their coverage."""
+        return Response(analytics.label_distribution(request.user, _parse_filters(request)))

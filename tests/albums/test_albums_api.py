@@ -1,9 +1,10 @@
 """Album CRUD, membership and order; image flags. Writes are admin-only."""
 
 import pytest
+from django.core.files.storage import default_storage
 
 from albums.models import Album, AlbumImage, Image
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import AlbumFactory, make_image
 
 pytestmark = pytest.mark.django_db
@@ -186,9 +187,16 @@ def test_bulk_flags(admin_client_api, user_client_api):
 
 
 def test_delete_image_removes_files(admin_client_api, media_root, django_capture_on_commit_callbacks):
-    from tests.conftest import files_under
+    from tests.assertions import files_under
 
     image = make_image()
     with django_capture_on_commit_callbacks(execute=True):
         assert admin_client_api.delete(f"/api/images/{image.pk}/").status_code == 204
     assert files_under(media_root) == []
+
+
+def test_thumbnail_of_an_image_whose_file_is_gone_is_404(admin_client_api):
+    image = make_image()
+    default_storage.delete(image.file.name)
+    default_storage.delete(image.thumbnail.name)
+    assert_envelope(admin_client_api.get(f"/api/images/{image.pk}/thumbnail"), 404, "file_missing")

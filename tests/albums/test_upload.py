@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 
 from albums.models import AlbumImage, Image
-from tests.conftest import assert_envelope, files_under
+from tests.assertions import assert_envelope, files_under
 from tests.factories import AlbumFactory, image_bytes, png_bomb_bytes
 
 pytestmark = pytest.mark.django_db
@@ -209,8 +209,12 @@ def test_thumbnail_is_shrunk_then_turned_upright_like_the_displayed_picture(orie
     from albums.image_files import render_thumbnail
 
     picture = PILImage.new("RGB", (800, 400), (0, 0, 0))
-    for box, colour in [((0, 0, 400, 200), (255, 0, 0)), ((400, 0, 800, 200), (0, 255, 0)),
-                        ((0, 200, 400, 400), (0, 0, 255)), ((400, 200, 800, 400), (255, 255, 0))]:  # fmt: skip
+    for box, colour in [
+        ((0, 0, 400, 200), (255, 0, 0)),
+        ((400, 0, 800, 200), (0, 255, 0)),
+        ((0, 200, 400, 400), (0, 0, 255)),
+        ((400, 200, 800, 400), (255, 255, 0)),
+    ]:
         picture.paste(colour, box)
     exif = PILImage.Exif()
     exif[0x0112] = orientation

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import AlbumFactory, make_image
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +93,9 @@ def test_private_album_is_404_for_non_admins(api_client, user_client_api, admin_
     album = AlbumFactory(is_public=False)
     assert_envelope(api_client.get(f"/api/albums/{album.pk}/"), 404, "not_found")
     assert_envelope(user_client_api.get(f"/api/albums/{album.pk}/images/"), 404, "not_found")
-    assert album.pk not in {a["id"] for a in api_client.get("/api/albums/").json()["results"]}
+    public = AlbumFactory(is_public=True)
+    listed = {a["id"] for a in api_client.get("/api/albums/").json()["results"]}
+    assert public.pk in listed and album.pk not in listed
     assert admin_client_api.get(f"/api/albums/{album.pk}/").status_code == 200
 
 
@@ -110,3 +112,17 @@ def test_pagination_is_capped(admin_client_api, settings):
     capped = admin_client_api.get("/api/images/?page_size=100000").json()
     assert len(capped["results"]) == 3
     assert_envelope(admin_client_api.get("/api/images/?page=99"), 404, "not_found")
+
+
+def test_image_album_filter_never_shows_a_private_albums_contents(api_client, admin_client_api):
+    private = AlbumFactory(is_public=False)
+    make_image(album=private)
+    assert api_client.get(f"/api/images/?album={private.pk}").json()["count"] == 0
+    assert admin_client_api.get(f"/api/images/?album={private.pk}").json()["count"] == 1
+
+
+def test_owner_sees_own_private_image_but_never_nsfw(user_client_api, plain_user):
+    private = make_image(is_public=False, user=plain_user)
+    nsfw = make_image(is_nsfw=True, user=plain_user)
+    assert user_client_api.get(f"/api/images/{private.pk}/").status_code == 200
+    assert_envelope(user_client_api.get(f"/api/images/{nsfw.pk}/"), 404)

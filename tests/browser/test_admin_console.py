@@ -16,8 +16,9 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from generation import services as generation_services
-from tests.browser.conftest import PageProblems, launched_chromium, web_server
+from generation import registry as generation_registry
+from tests.browser.chromium import PageProblems, launched_chromium
+from tests.browser.web_server import web_server
 from tests.processes import celery_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -165,7 +166,7 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
     chromium_path, screenshots, media_root, runtime_config_file, django_user_model
 ):
     runtime_config_file.write_text("generation:\n  set_run_batch_size: 3\n")
-    tiny_model = generation_services.ensure_tiny_model("tiny-sd")
+    tiny_model = generation_registry.ensure_tiny_model("tiny-sd")
     password = secrets.token_urlsafe(16)
     operator = django_user_model.objects.create_superuser("operator", "operator@example.invalid")
     # The server runs the real settings, which do not know the tests' fast MD5 hasher.

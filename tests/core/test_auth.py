@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 
 pytestmark = pytest.mark.django_db
 CLIENT_ID = "local-test-client.apps.googleusercontent.com"

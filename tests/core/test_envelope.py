@@ -5,7 +5,7 @@ import logging
 import pytest
 from django.test import Client
 
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 
 pytestmark = pytest.mark.django_db
 

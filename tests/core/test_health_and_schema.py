@@ -3,7 +3,7 @@ import socket
 import pytest
 
 from imagineer.settings import redis_cache
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 
 pytestmark = pytest.mark.django_db
 

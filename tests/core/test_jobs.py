@@ -9,7 +9,7 @@ from albums import services
 from albums.models import ThumbnailJob
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import make_image
 
 pytestmark = pytest.mark.django_db
@@ -152,3 +152,109 @@ def test_rebuild_api_refuses_unknown_images(admin_client_api):
     )
     assert_envelope(admin_client_api.post("/api/images/rebuild-thumbnails/", {}), 400, "validation_error")
     assert ThumbnailJob.objects.count() == 0
+
+
+# --- Writes while a job runs: update_job -----------------------------------------------------
+
+
+def _job_row(label: str):
+    """A queued row of each job kind, with the least its model requires."""
+    from albums.models import Album
+    from generation.models import DiffusionModel, GenerationJob, ModelSource, SetRun
+    from imagineer.ops.models import PurgeRun, RetentionPolicy
+    from labeling.models import LabelingRun
+    from legacy.models import ImportRun
+    from training.models import ScrapeJob, TrainingRun
+
+    def model() -> DiffusionModel:
+        return DiffusionModel.objects.create(name=f"m-{label}", source_type=ModelSource.HUB, source="org/m")
+
+    if label == "ThumbnailJob":
+        return ThumbnailJob.objects.create()
+    if label == "GenerationJob":
+        return GenerationJob.objects.create(
+            prompt="p", model=model(), scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1
+        )
+    if label == "SetRun":
+        template = Album.objects.create(name="Deck", slug="deck", is_set_template=True)
+        return SetRun.objects.create(template=template, album_name="Out", theme="t", model=model())
+    if label == "LabelingRun":
+        return LabelingRun.objects.create(labeler="nudenet")
+    if label == "ImportRun":
+        return ImportRun.objects.create()
+    if label == "TrainingRun":
+        return TrainingRun.objects.create(name="r", model=model(), log_file="training/logs/r.log")
+    if label == "ScrapeJob":
+        return ScrapeJob.objects.create(name="s", start_url="http://127.0.0.1:1/")
+    if label == "PurgeRun":
+        policy = RetentionPolicy.objects.create(name="p", target="bug_reports", max_age_days=30)
+        return PurgeRun.objects.create(policy=policy, target="bug_reports", max_age_days=30)
+    raise AssertionError(label)
+
+
+# Each job kind with the columns its work writes to its own row while it runs (what a reaped
+# worker could otherwise still write over its retry).
+LATE_WRITES = [
+    ("ThumbnailJob", {"rebuilt_count": 7, "failed_count": 3, "failures": [{"image_id": 1, "error": "late"}]}),
+    ("GenerationJob", {"load_seconds": 1.25, "inference_seconds": 9.5, "save_seconds": 0.5}),
+    ("SetRun", {"completed_items": 5, "failed_items": 2, "failures": [{"row": 1, "error": "late"}]}),
+    ("LabelingRun", {"succeeded_count": 4, "failed_count": 1, "input_tokens": 100, "output_tokens": 50}),
+    ("ImportRun", {"imported_count": 8, "already_present_count": 2, "skipped": [{"path": "a", "reason": "late"}]}),
+    (
+        "TrainingRun",
+        {
+            "captioned_images": 20,
+            "missing_files": 1,
+            "trainer_pid": 4242,
+            "prepare_seconds": 1.5,
+            "train_seconds": 2.5,
+            "final_loss": 0.5,
+            "log_file": "training/logs/late.log",
+        },
+    ),
+    ("ScrapeJob", {"pages_fetched": 3, "images_kept": 9, "rejected": {"too_small": 2}}),
+    ("PurgeRun", {"files_removed": 11, "rows_removed": 4, "bytes_freed": 4096, "details": {"late": True}}),
+]
+
+
+@pytest.mark.parametrize(("label", "fields"), LATE_WRITES, ids=[label for label, _ in LATE_WRITES])
+def test_a_reaped_attempts_late_write_leaves_the_retrys_row_alone(label, fields, django_capture_on_commit_callbacks):
+    job = _job_row(label)
+    model = type(job)
+    first_attempt = jobs.claim_job(model, job.pk)
+    model.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert jobs.reap_stale_jobs(timedelta(minutes=1)) >= 1
+    with django_capture_on_commit_callbacks(execute=False):  # the re-send itself is not the point here
+        jobs.retry_job(model.objects.get(pk=job.pk))
+    retry = jobs.claim_job(model, job.pk)
+    assert retry.attempts == first_attempt.attempts + 1
+    before = model.objects.filter(pk=job.pk).values(*fields).get()
+
+    with pytest.raises(jobs.JobLost):
+        jobs.update_job(first_attempt, **fields)
+
+    assert model.objects.filter(pk=job.pk).values(*fields).get() == before
+    jobs.update_job(retry, **fields)  # the retry's own write goes through
+    assert model.objects.filter(pk=job.pk).values(*fields).get() == fields
+
+
+def test_update_job_reads_expressions_back():
+    from django.db.models import F
+
+    job = jobs.claim_job(ThumbnailJob, ThumbnailJob.objects.create().pk)
+    jobs.update_job(job, rebuilt_count=F("rebuilt_count") + 1)
+    jobs.update_job(job, rebuilt_count=F("rebuilt_count") + 1, failures=[{"image_id": 3, "error": "x"}])
+    assert job.rebuilt_count == 2 and job.failures == [{"image_id": 3, "error": "x"}]
+    assert ThumbnailJob.objects.get(pk=job.pk).rebuilt_count == 2
+
+
+def test_update_job_refuses_a_job_that_is_not_running():
+    job = ThumbnailJob.objects.create()  # queued: nobody holds a claim
+    with pytest.raises(jobs.JobLost):
+        jobs.update_job(job, rebuilt_count=5)
+    assert ThumbnailJob.objects.get(pk=job.pk).rebuilt_count == 0
+
+
+def test_describe_failure_hides_any_absolute_path():
+    message = jobs.describe_failure(OSError("cannot open /tmp/imagineer-loras/abc.safetensors"))
+    assert "/tmp" not in message and "<path>" in message

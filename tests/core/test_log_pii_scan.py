@@ -16,26 +16,25 @@ handler with the JSON (production) formatter, and whatever else reached stdout/s
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import logging
 import uuid
 from types import SimpleNamespace
 
 import pytest
-import structlog
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from generation.models import GenerationJob
-from imagineer.core.logging import build_logging_config, describe_prompt, get_logger
+from imagineer.core.logging import describe_prompt, get_logger
 from imagineer.core.models import JobStatus
 from labeling.models import Label, LabelingRun, LabelType
 from tests.factories import AdminFactory, image_bytes
 from tests.labeling.fake_claude import FakeClaude, answer
 from tests.legacy.helpers import png, run_import
+from tests.log_capture import LogCapture
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -53,46 +52,6 @@ USERNAME = "scansentinel"
 PASSWORD = "Pw-sentinel-7h3x!kq"
 WRONG_PASSWORD = "Wrong-sentinel-9z1!mm"
 API_KEY = "sk-ant-scan-sentinel-0011223344556677"
-
-
-class Capture:
-    """Every line as the project's formatters write it: the configured handlers of the root logger
-    (their stream swapped for a buffer meanwhile), plus a JSON (production format) handler."""
-
-    def __init__(self) -> None:
-        spec = dict(build_logging_config(level="INFO", fmt="json")["formatters"]["structured"])
-        factory = spec.pop("()")
-        self.json_stream = io.StringIO()
-        self.json_handler = logging.StreamHandler(self.json_stream)
-        self.json_handler.setFormatter(factory(**spec))
-        self.configured_stream = io.StringIO()
-        self.configured = [
-            handler
-            for handler in logging.getLogger().handlers
-            if isinstance(handler, logging.StreamHandler)
-            and isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter)
-        ]
-        assert self.configured, "the settings' console handler is not on the root logger"
-        self._old_streams: list = []
-
-    def __enter__(self) -> Capture:
-        self._old_streams = [handler.setStream(self.configured_stream) for handler in self.configured]
-        logging.getLogger().addHandler(self.json_handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        logging.getLogger().removeHandler(self.json_handler)
-        for handler, stream in zip(self.configured, self._old_streams, strict=True):
-            handler.setStream(stream)
-
-    def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.json_stream.getvalue().splitlines() if line.startswith("{")]
-
-    def configured_text(self) -> str:
-        return self.configured_stream.getvalue()
-
-    def text(self) -> str:
-        return self.json_stream.getvalue() + self.configured_stream.getvalue()
 
 
 @pytest.fixture
@@ -123,16 +82,16 @@ def legacy_tree(root):
 def test_main_flows_write_no_prompt_email_password_key_or_token(
     settings, tmp_path, capfd, deliver_tasks_now, django_capture_on_commit_callbacks, runtime_config_file
 ):
-    from generation import services as generation_services
-    from generation.pipeline.service import pipeline_cache
+    from generation import registry
+    from generation.pipeline.runner import pipeline_cache
 
     admin = AdminFactory(username=USERNAME, email=EMAIL, password=PASSWORD)
     token, _ = Token.objects.get_or_create(user=admin)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-    generation_services.ensure_tiny_model("tiny-sd")
+    registry.ensure_tiny_model("tiny-sd")
 
-    with FakeClaude() as claude, Capture() as capture:
+    with FakeClaude() as claude, LogCapture() as capture:
         claude.then(answer(caption="A harbour at dusk.", tags=["harbour"], rating="SAFE"))
         settings.ANTHROPIC_API_KEY = API_KEY
         settings.ANTHROPIC_BASE_URL = claude.url
@@ -193,10 +152,15 @@ def test_main_flows_write_no_prompt_email_password_key_or_token(
         with django_capture_on_commit_callbacks(execute=True):
             training = api.post(
                 "/api/training/runs/",
-                {"name": "Scan run", "albums": [album["id"]], "trigger_words": TRAINING_TRIGGER, "steps": 2,
-                 "resolution": 64},
+                {
+                    "name": "Scan run",
+                    "albums": [album["id"]],
+                    "trigger_words": TRAINING_TRIGGER,
+                    "steps": 2,
+                    "resolution": 64,
+                },
                 format="json",
-            )  # fmt: skip
+            )
         assert training.status_code == 202, training.content
         training_run = TrainingRun.objects.get(pk=training.json()["id"])
         assert training_run.status == JobStatus.SUCCEEDED, training_run.error_message

@@ -345,11 +345,11 @@ def test_every_line_of_a_request_names_its_user_once_known(admin_client_api, adm
     """Not only the request line: a line a service writes during the view carries user_id too."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from tests.core.test_log_pii_scan import Capture
     from tests.factories import image_bytes
+    from tests.log_capture import LogCapture
 
     payload = {"file": SimpleUploadedFile("x.png", image_bytes("PNG", size=(32, 32)), content_type="image/png")}
-    with Capture() as captured:
+    with LogCapture() as captured:
         assert admin_client_api.post("/api/images/", payload, format="multipart").status_code == 201
     lines = {line["event"]: line for line in captured.json_lines()}
     assert lines["image.stored"]["user_id"] == admin_user.pk  # written inside the view

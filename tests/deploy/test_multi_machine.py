@@ -29,15 +29,15 @@ from albums.services import store_image
 from generation.models import GenerationJob, SetRun
 from imagineer.celery import queue_for_task
 from imagineer.ops.models import BugReport, DiskSnapshot, PurgeRun, RetentionPolicy, RetentionTarget
-from imagineer.ops.retention.targets import file_fields
+from imagineer.ops.services.retention.targets import file_fields
 from labeling.models import LabelingRun
-from tests.conftest import files_under
-from tests.deploy.conftest import SECRET_ACCESS_KEY
-from tests.factories import AlbumFactory
-from tests.labeling.test_nudenet import scene_png
+from tests.assertions import files_under
+from tests.deploy.s3_bucket import SECRET_ACCESS_KEY
+from tests.factories import AlbumFactory, scene_png
 from tests.processes import celery_worker
-from tests.scraping.conftest import TEST_SCRAPING_CONFIG, LocalSite, photo
-from tests.training.conftest import QUICK
+from tests.training.helpers import QUICK
+from tests.training.scraping.helpers import TEST_SCRAPING_CONFIG, photo
+from tests.training.scraping.local_site import LocalSite
 from training.models import ScrapeJob, TrainingRun
 
 _DATABASE = settings.DATABASES["default"]["ENGINE"]
@@ -126,9 +126,12 @@ def _build_world(tiny_lora, captioned_album) -> World:
     for size in ((200, 150), (210, 150)):
         store_image(io.BytesIO(scene_png(size)), album=label_album)
     template = Album.objects.create(
-        name="Numbers", slug="numbers", is_set_template=True, template_items=[{"n": str(i)} for i in range(3)],
+        name="Numbers",
+        slug="numbers",
+        is_set_template=True,
+        template_items=[{"n": str(i)} for i in range(3)],
         prompt_template="number {n}",
-    )  # fmt: skip
+    )
     screenshot = default_storage.save("bug_reports/old.png", ContentFile(b"p" * 40))
     report = BugReport.objects.create(report_id="bug_old", description="old", screenshot=screenshot)
     BugReport.objects.filter(pk=report.pk).update(created_at=timezone.now() - timedelta(days=365))
@@ -194,9 +197,16 @@ def _push_jobs(api, admin_browser, world: World) -> list:
 
 
 def test_a_dozen_jobs_run_once_each_on_their_queues_worker_with_files_in_the_bucket(
-    s3_media, tiny_model, tiny_lora, captioned_album, admin_client_api, admin_browser, runtime_config_file, tmp_path,
+    s3_media,
+    tiny_model,
+    tiny_lora,
+    captioned_album,
+    admin_client_api,
+    admin_browser,
+    runtime_config_file,
+    tmp_path,
     media_root,
-):  # fmt: skip
+):
     api = admin_client_api
     runtime_config_file.write_text(
         yaml.safe_dump({"training": {"min_captioned_images": 4}, "scraping": TEST_SCRAPING_CONFIG})

@@ -16,13 +16,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from albums import services as albums_services
 from albums.models import Image
 from generation.models import DiffusionModel, Lora, ModelSource
-from generation.pipeline.service import lora_local_path
+from generation.pipeline.runner import lora_local_path
 from imagineer.core.logging import scrub_text
 from imagineer.core.storage import S3_BACKEND, media_storage
 from legacy.models import ImportMode
-from legacy.services import MediaNotWritable, check_media_writable
-from tests.conftest import files_under
-from tests.deploy.conftest import SECRET_ACCESS_KEY
+from legacy.stager import MediaNotWritable, check_media_writable
+from tests.assertions import files_under
+from tests.deploy.s3_bucket import SECRET_ACCESS_KEY
 from tests.factories import image_bytes
 from tests.processes import ROOT, base_env
 from training import logs

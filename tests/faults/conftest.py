@@ -5,7 +5,6 @@ PostgreSQL and Redis through TCP proxies the tests can cut; the tests' own proce
 """
 
 import shutil
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,50 +12,10 @@ import yaml
 from django.conf import settings
 from django.db import connection
 
+from tests.faults.backends import Backends, redis_urls, uses_postgres
 from tests.faults.proxy import TcpProxy
-from tests.faults.workers import FaultDirs, Worker, process_env
-from tests.generation.conftest import tiny_model  # noqa: F401 - the tiny model fixture, shared
+from tests.faults.workers import LEGACY_BATCH, RUNTIME_CONFIG, WORKER_QUEUES, FaultDirs, Worker
 from tests.processes import test_database_url as database_url_of_this_test
-from tests.training.conftest import captioned_album  # noqa: F401
-
-# Generation one image per pass, so a job of two images has stored its first while the second is
-# still being denoised; training on four captioned images.
-RUNTIME_CONFIG = {"generation": {"max_batch": 1}, "training": {"min_captioned_images": 4}}
-# New legacy images whose rows are written per transaction: small, so a kill can fall between
-# the files of a batch and its rows.
-LEGACY_BATCH = 20
-WORKER_QUEUES = "generation,training,maintenance,default"
-
-
-def uses_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def redis_urls() -> list[str]:
-    return [url for url in (settings.CELERY_BROKER_URL, settings.REDIS_URL) if url.startswith("redis://")]
-
-
-@dataclass
-class Backends:
-    """What the worker and web processes are given to reach PostgreSQL and Redis, and the proxies between."""
-
-    database_url: str
-    broker_url: str
-    redis_url: str
-    database_proxies: dict[str, TcpProxy] = field(default_factory=dict)  # "web", "worker"
-    redis_proxy: TcpProxy | None = None
-
-    def env(self, dirs: FaultDirs, role: str, **extra: str) -> dict[str, str]:
-        database_url = self.database_url
-        if role in self.database_proxies:
-            database_url = self.database_proxies[role].url(database_url)
-        broker_url, redis_url = self.broker_url, self.redis_url
-        if self.redis_proxy is not None:
-            broker_url = self.redis_proxy.url(broker_url) if broker_url.startswith("redis://") else broker_url
-            redis_url = self.redis_proxy.url(redis_url) if redis_url else redis_url
-        return process_env(
-            database_url=database_url, broker_url=broker_url, redis_url=redis_url, dirs=dirs, **extra
-        )  # fmt: skip
 
 
 @pytest.fixture(scope="package")

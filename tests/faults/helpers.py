@@ -4,7 +4,7 @@ import time
 from datetime import timedelta
 
 from imagineer.core import jobs
-from imagineer.ops.retention.targets import file_fields
+from imagineer.ops.services.retention.targets import file_fields
 
 REAP_AFTER = timedelta(seconds=2)
 

@@ -20,7 +20,7 @@ from generation.models import GenerationJob
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
 from tests.factories import make_image
-from tests.faults.conftest import redis_urls, uses_postgres
+from tests.faults.backends import redis_urls, uses_postgres
 from tests.faults.helpers import media_and_rows_agree, wait_final, wait_until
 from tests.faults.proxy import TcpProxy
 from tests.faults.workers import WebServer, wait_for_event

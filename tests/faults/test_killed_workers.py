@@ -16,11 +16,10 @@ from imagineer.core import jobs
 from imagineer.core.models import JobStatus
 from legacy import services as legacy_services
 from legacy.models import ImportRun, LegacyAsset
-from tests.faults.conftest import LEGACY_BATCH
 from tests.faults.helpers import media_and_rows_agree, reap_when_stale, wait_final, wait_until
-from tests.faults.workers import wait_for_event
+from tests.faults.workers import LEGACY_BATCH, wait_for_event
 from tests.legacy.helpers import png
-from tests.training.conftest import QUICK
+from tests.training.helpers import QUICK
 from training.models import TrainingRun
 
 # One xdist process runs them all (with --dist loadgroup): they share one worker, started once.

@@ -24,6 +24,14 @@ import psutil
 
 from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree, stop_process, wait_serving
 
+# Generation one image per pass, so a job of two images has stored its first while the second is
+# still being denoised; training on four captioned images.
+RUNTIME_CONFIG = {"generation": {"max_batch": 1}, "training": {"min_captioned_images": 4}}
+# New legacy images whose rows are written per transaction: small, so a kill can fall between
+# the files of a batch and its rows.
+LEGACY_BATCH = 20
+WORKER_QUEUES = "generation,training,maintenance,default"
+
 
 def log_events(watcher: OutputWatcher) -> list[dict]:
     """The JSON log lines a process printed (LOG_FORMAT=json), parsed; other output is skipped."""
@@ -58,14 +66,35 @@ class Worker:
 
     def start(self, *, purge: bool = False, timeout: float = 120) -> Worker:
         command = [
-            sys.executable, "-m", "celery", "-A", "imagineer", "worker", "--loglevel", "INFO",
-            "-Q", self.queues, "--pool", "prefork", "--concurrency", "1", "--hostname", self.name,
-            "--without-mingle", "--without-gossip", *(["--purge"] if purge else []),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "imagineer",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "-Q",
+            self.queues,
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "1",
+            "--hostname",
+            self.name,
+            "--without-mingle",
+            "--without-gossip",
+            *(["--purge"] if purge else []),
+        ]
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         self.watcher = OutputWatcher(self.proc)
         if not self.watcher.wait_for("ready", timeout=timeout):
             self.stop()
@@ -113,13 +142,28 @@ class WebServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
-            sys.executable, "-m", "gunicorn", "imagineer.wsgi", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", "1", "--timeout", "60", "--access-logfile", "-",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "imagineer.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "60",
+            "--access-logfile",
+            "-",
+        ]
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
-        )  # fmt: skip
+        )
         self.watcher = OutputWatcher(self.proc)
 
     def wait_ready(self, timeout: float = 90) -> None:

@@ -6,13 +6,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from albums.models import AlbumType
-from generation import services
+from generation import registry, services
 from generation.models import DiffusionModel, GenerationJob, Lora, LoraProvenance, ModelSource, SetRun
 from generation.sets import items_to_csv, render_set_prompt
 from imagineer.core.models import JobStatus
-from tests.conftest import files_under
+from tests.assertions import files_under
 from tests.factories import AlbumFactory, make_image
-from tests.generation.conftest import kohya_lora
+from tests.generation.lora_files import kohya_lora
 
 pytestmark = pytest.mark.django_db
 
@@ -36,8 +36,18 @@ def tarot_template(db):
 
 def album_form_data(album, **changes) -> dict:
     """The album change form's POST data for `album` as it is, with `changes` applied."""
-    text_fields = ["name", "slug", "description", "album_type", "source_type", "base_prompt", "prompt_template",
-                   "style_suffix", "example_theme", "negative_prompt"]  # fmt: skip
+    text_fields = [
+        "name",
+        "slug",
+        "description",
+        "album_type",
+        "source_type",
+        "base_prompt",
+        "prompt_template",
+        "style_suffix",
+        "example_theme",
+        "negative_prompt",
+    ]
     data = {name: getattr(album, name) for name in text_fields}
     data.update(
         source_id=album.source_id or "",
@@ -67,10 +77,17 @@ def test_changelists_load_and_show_no_paths(admin_browser, tiny_model, tiny_lora
     SetRun.objects.filter(pk=run.pk).update(output_album=output)
 
     pages = {}
-    for url in ["/admin/generation/diffusionmodel/", "/admin/generation/lora/", "/admin/generation/generationjob/",
-                "/admin/generation/setrun/", f"/admin/generation/lora/{lora.pk}/change/",
-                f"/admin/generation/generationjob/{job.pk}/change/", f"/admin/generation/setrun/{run.pk}/change/",
-                "/admin/generation/generationjob/add/", "/admin/generation/lora/add/"]:  # fmt: skip
+    for url in [
+        "/admin/generation/diffusionmodel/",
+        "/admin/generation/lora/",
+        "/admin/generation/generationjob/",
+        "/admin/generation/setrun/",
+        f"/admin/generation/lora/{lora.pk}/change/",
+        f"/admin/generation/generationjob/{job.pk}/change/",
+        f"/admin/generation/setrun/{run.pk}/change/",
+        "/admin/generation/generationjob/add/",
+        "/admin/generation/lora/add/",
+    ]:
         response = admin_browser.get(url)
         assert response.status_code == 200, url
         pages[url] = html = response.content.decode()
@@ -138,10 +155,11 @@ def test_lora_add_form_registers_a_lora(admin_browser, admin_user, tmp_path, med
 
 
 def test_lora_change_form_edits_fields_but_not_the_file(admin_browser, tmp_path):
-    lora, _ = services.register_lora(kohya_lora(tmp_path / "x.safetensors"), name="Old name")
+    lora, _ = registry.register_lora(kohya_lora(tmp_path / "x.safetensors"), name="Old name")
     stored = lora.file.name
     html = admin_browser.get(f"/admin/generation/lora/{lora.pk}/change/").content.decode()
-    assert 'type="file"' not in html and stored not in html
+    assert 'value="Old name"' in html  # the change form, with the fields an admin may edit ...
+    assert 'type="file"' not in html and stored not in html  # ... and neither a file input nor the stored name
     response = admin_browser.post(
         f"/admin/generation/lora/{lora.pk}/change/",
         {"name": "New name", "trigger_words": "tarot", "default_weight": "1.1", "description": "", "enabled": "on"},
@@ -152,7 +170,7 @@ def test_lora_change_form_edits_fields_but_not_the_file(admin_browser, tmp_path)
 
 
 def test_lora_delete_removes_its_file(admin_browser, tmp_path, media_root, django_capture_on_commit_callbacks):
-    lora, _ = services.register_lora(kohya_lora(tmp_path / "x.safetensors"), name="Doomed")
+    lora, _ = registry.register_lora(kohya_lora(tmp_path / "x.safetensors"), name="Doomed")
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_browser.post(f"/admin/generation/lora/{lora.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
@@ -163,8 +181,19 @@ def test_lora_delete_removes_its_file(admin_browser, tmp_path, media_root, djang
 
 
 def job_form_data(model, **changes) -> dict:
-    data = {"prompt": "a red fox", "negative_prompt": "", "model": model.pk, "scheduler": "", "steps": "",
-            "guidance_scale": "", "width": "", "height": "", "seed": "", "count": "1", "album": ""}  # fmt: skip
+    data = {
+        "prompt": "a red fox",
+        "negative_prompt": "",
+        "model": model.pk,
+        "scheduler": "",
+        "steps": "",
+        "guidance_scale": "",
+        "width": "",
+        "height": "",
+        "seed": "",
+        "count": "1",
+        "album": "",
+    }
     return {**data, **changes}
 
 
@@ -172,9 +201,18 @@ def test_job_add_form_starts_a_queued_job(admin_browser, admin_user, tiny_model,
     lora = tiny_lora("Style", seed=1)
     album = AlbumFactory()
     data = job_form_data(
-        tiny_model, negative_prompt="blurry", scheduler="euler_a", steps="4", guidance_scale="5.5", width="64",
-        height="96", seed="0", count="2", loras=[lora.pk], album=album.pk,
-    )  # fmt: skip
+        tiny_model,
+        negative_prompt="blurry",
+        scheduler="euler_a",
+        steps="4",
+        guidance_scale="5.5",
+        width="64",
+        height="96",
+        seed="0",
+        count="2",
+        loras=[lora.pk],
+        album=album.pk,
+    )
     response = admin_browser.post("/admin/generation/generationjob/add/", data)
     assert response.status_code == 302
     job = GenerationJob.objects.get()
@@ -189,10 +227,13 @@ def test_job_add_form_starts_a_queued_job(admin_browser, admin_user, tiny_model,
 def test_job_add_form_takes_model_defaults_for_empty_fields(admin_browser, tiny_model):
     assert admin_browser.post("/admin/generation/generationjob/add/", job_form_data(tiny_model)).status_code == 302
     job = GenerationJob.objects.get()
-    defaults = services.model_defaults(tiny_model)
+    defaults = registry.model_defaults(tiny_model)
     assert (job.steps, job.width, job.height, job.scheduler) == (
-        defaults["steps"], defaults["width"], defaults["height"], defaults["scheduler"],
-    )  # fmt: skip
+        defaults["steps"],
+        defaults["width"],
+        defaults["height"],
+        defaults["scheduler"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,17 +255,39 @@ def test_job_add_form_refuses_out_of_limit_parameters(admin_browser, tiny_model,
 def test_rerun_action_queues_a_job_with_the_same_parameters(admin_browser, admin_user, tiny_model, tiny_lora):
     lora = tiny_lora("Style", seed=1)
     first = services.start_generation_job(
-        user=admin_user, model=tiny_model, prompt="a fox", negative_prompt="blurry", scheduler="ddim", steps=3,
-        guidance_scale=4.0, width=64, height=64, seed=1234, count=2, loras=[(lora, 0.4)],
-    )  # fmt: skip
+        user=admin_user,
+        model=tiny_model,
+        prompt="a fox",
+        negative_prompt="blurry",
+        scheduler="ddim",
+        steps=3,
+        guidance_scale=4.0,
+        width=64,
+        height=64,
+        seed=1234,
+        count=2,
+        loras=[(lora, 0.4)],
+    )
     response = admin_browser.post(
         "/admin/generation/generationjob/", {"action": "rerun_jobs", "_selected_action": [first.pk]}, follow=True
     )
     assert response.status_code == 200
     second = GenerationJob.objects.exclude(pk=first.pk).get()
     assert f"Queued 1 new job(s): #{second.pk}." in response.content.decode()
-    fields = ["prompt", "negative_prompt", "model", "scheduler", "steps", "guidance_scale", "width", "height",
-              "seed", "count", "loras", "album"]  # fmt: skip
+    fields = [
+        "prompt",
+        "negative_prompt",
+        "model",
+        "scheduler",
+        "steps",
+        "guidance_scale",
+        "width",
+        "height",
+        "seed",
+        "count",
+        "loras",
+        "album",
+    ]
     assert {f: getattr(second, f) for f in fields} == {f: getattr(first, f) for f in fields}
     assert second.status == JobStatus.QUEUED
 
@@ -270,8 +333,9 @@ def test_album_change_page_previews_prompts_and_links_to_generate(admin_browser,
     assert f"/admin/albums/album/{tarot_template.pk}/generate/" in html
 
     plain = AlbumFactory()
-    html = admin_browser.get(f"/admin/albums/album/{plain.pk}/change/").content.decode()
-    assert f"/admin/albums/album/{plain.pk}/generate/" not in html
+    response = admin_browser.get(f"/admin/albums/album/{plain.pk}/change/")
+    assert response.status_code == 200 and plain.name in response.content.decode()
+    assert f"/admin/albums/album/{plain.pk}/generate/" not in response.content.decode()
 
 
 def test_album_changelist_filters_set_templates(admin_browser, tarot_template):

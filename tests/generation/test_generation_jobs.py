@@ -5,16 +5,17 @@ import json
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 
-from albums.models import Image, ImageSource
+from albums.models import Album, Image, ImageSource
 from generation import services
 from generation.models import GenerationJob
 from generation.pipeline.metadata import parse_a1111_parameters
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from tests.conftest import assert_envelope
-from tests.factories import AlbumFactory
+from tests.assertions import assert_envelope
+from tests.factories import AlbumFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +61,10 @@ def test_post_job_answers_202_and_runs_to_images_with_metadata(tiny_model, user_
     detail = user_client_api.get(f"/api/generation/jobs/{job.pk}/").json()
     assert detail["status"] == "succeeded" and sorted(detail["image_ids"]) == sorted(i.pk for i in images)
     assert detail["progress"] == 1.0 and detail["progress_current"] == detail["progress_total"] == 3
-    assert detail["timings"]["inference_seconds"] > 0 and detail["timings"]["save_seconds"] >= 0
+    timings = detail["timings"]
+    assert timings["inference_seconds"] > 0 and timings["save_seconds"] > 0  # two images were stored
+    phases = timings["model_load_seconds"] + timings["inference_seconds"] + timings["save_seconds"]
+    assert phases <= timings["total_seconds"] + 0.001  # each phase timed inside the job (rounding aside)
 
 
 def test_same_parameters_same_pixels_and_seed_recorded_when_random(tiny_model, admin_user):
@@ -216,3 +220,81 @@ def test_generated_images_visible_to_their_maker_until_hidden(
     Image.objects.filter(pk=image.pk).update(is_public=False)
     assert user_client_api.get(f"/api/images/{image.pk}/").status_code == 200
     assert_envelope(other_user_client_api.get(f"/api/images/{image.pk}/"), 404)
+
+
+def test_generating_into_someone_elses_album_looks_like_a_missing_album(tiny_model, user_client_api):
+    theirs = AlbumFactory(is_public=False, created_by=UserFactory())
+    other = assert_envelope(user_client_api.post("/api/generation/jobs/", {**VALID, "album": theirs.pk}), 400)
+    missing = assert_envelope(user_client_api.post("/api/generation/jobs/", {**VALID, "album": 999999}), 400)
+    assert other["details"]["fields"]["album"][0].replace(str(theirs.pk), "N") == missing["details"]["fields"]["album"][
+        0
+    ].replace("999999", "N")
+
+
+def test_same_lora_twice_is_400(tiny_model, tiny_lora, user_client_api):
+    lora = tiny_lora("twice", seed=1)
+    response = user_client_api.post(
+        "/api/generation/jobs/", {**VALID, "loras": [{"lora": lora.slug}, {"lora": str(lora.pk)}]}
+    )
+    assert "loras" in assert_envelope(response, 400, "validation_error")["details"]["fields"]
+
+
+def test_missing_lora_file_fails_job_without_naming_storage(tiny_model, tiny_lora, admin_user, settings):
+    lora = tiny_lora("vanished", seed=2)
+    default_storage.delete(lora.file.name)
+    job = services.start_generation_job(user=admin_user, model=tiny_model, prompt="x", steps=2, loras=[(lora, 0.5)])
+    jobs.run_job(GenerationJob, job.pk, services.run_generation_job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "file is missing" in job.error_message
+    assert "loras/" not in job.error_message and str(settings.MEDIA_ROOT) not in job.error_message
+
+
+def test_identical_parameters_from_two_users_make_two_images(tiny_model, admin_user, plain_user):
+    first = services.start_generation_job(user=admin_user, model=tiny_model, prompt="same", steps=2, seed=9)
+    second = services.start_generation_job(user=plain_user, model=tiny_model, prompt="same", steps=2, seed=9)
+    for job in (first, second):
+        jobs.run_job(GenerationJob, job.pk, services.run_generation_job)
+    a, b = first.images.get(), second.images.get()
+    assert a.pk != b.pk and (a.created_by, b.created_by) == (admin_user, plain_user)
+
+
+def test_a_reaped_workers_late_writes_touch_nothing(tiny_model):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = GenerationJob.objects.create(
+        model=tiny_model, prompt="p", scheduler="euler", steps=2, guidance_scale=7, width=64, height=64, seed=1
+    )
+    first_claim = jobs.claim_job(GenerationJob, job.pk)
+    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert jobs.reap_stale_jobs(timedelta(minutes=5)) == 1
+    jobs.retry_job(GenerationJob.objects.get(pk=job.pk))
+    second_claim = jobs.claim_job(GenerationJob, job.pk)
+    assert second_claim.attempts == first_claim.attempts + 1
+    with pytest.raises(jobs.JobLost):
+        jobs.record_progress(first_claim, 1, 2)
+    assert jobs.finish_job(first_claim, JobStatus.SUCCEEDED) is False
+    assert GenerationJob.objects.get(pk=job.pk).status == JobStatus.RUNNING  # the second attempt's to finish
+
+
+@pytest.mark.django_db(transaction=True)  # committed for real, so the send happens inside the request
+def test_unreachable_broker_fails_the_job_and_answers_503(tiny_model, user_client_api, monkeypatch):
+    from imagineer.celery import app
+
+    original = app.conf.broker_url
+    # Celery reads CELERY_BROKER_URL from the environment ahead of its own config (CI sets it).
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app.conf.broker_connection_max_retries = 0
+    app._pool = app.amqp._producer_pool = None  # drop connections made to the real broker earlier
+    try:
+        response = user_client_api.post("/api/generation/jobs/", VALID)
+    finally:
+        app.conf.broker_url = original
+        app.conf.broker_connection_max_retries = None
+        app._pool = app.amqp._producer_pool = None
+    error = assert_envelope(response, 503, "queue_unavailable")
+    job = GenerationJob.objects.get(pk=error["details"]["job_id"])
+    assert job.status == JobStatus.FAILED and "could not be reached" in job.error_message
+    assert Album.objects.count() == 0

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from generation.lora_import import import_lora_folder, trigger_phrase
 from generation.models import Lora, LoraProvenance
 from generation.pipeline.loras import NotALora, inspect_lora
-from tests.conftest import assert_envelope, files_under
-from tests.generation.conftest import kohya_lora
+from tests.assertions import assert_envelope, files_under
+from tests.generation.lora_files import kohya_lora
 
 pytestmark = pytest.mark.django_db
 

@@ -1,21 +1,28 @@
-"""The pipeline service on the tiny model: loading, warm cache, determinism, schedulers, LoRAs."""
+"""The pipeline runner on the tiny model: loading, warm cache, determinism, schedulers, LoRAs."""
 
 import numpy as np
 import pytest
 
 from generation.models import ModelSource
-from generation.pipeline import service as pipeline
+from generation.pipeline import runner
+from generation.pipeline.runner import GenerationRequest, PipelineCache, generate
 from generation.pipeline.schedulers import SCHEDULERS
-from generation.pipeline.service import GenerationRequest, PipelineCache, generate
 
 pytestmark = pytest.mark.django_db
 
 
 def request(seed: int = 7, loras=(), scheduler: str = "euler", n: int = 1, steps: int = 3) -> GenerationRequest:
     return GenerationRequest(
-        prompts=["a lighthouse"] * n, negative_prompt="blurry", steps=steps, guidance_scale=7.5,
-        width=64, height=64, seeds=[seed + i for i in range(n)], scheduler=scheduler, loras=list(loras),
-    )  # fmt: skip
+        prompts=["a lighthouse"] * n,
+        negative_prompt="blurry",
+        steps=steps,
+        guidance_scale=7.5,
+        width=64,
+        height=64,
+        seeds=[seed + i for i in range(n)],
+        scheduler=scheduler,
+        loras=list(loras),
+    )
 
 
 def pixels(output, index: int = 0) -> np.ndarray:
@@ -48,7 +55,7 @@ def test_second_job_does_not_reload_the_model(tiny_model):
 
 
 def test_cache_is_bounded_lru(tiny_model):
-    from generation.services import ensure_tiny_model
+    from generation.registry import ensure_tiny_model
 
     cache = PipelineCache(size=1)
     generate(tiny_model, request(), cache=cache)
@@ -95,7 +102,7 @@ def test_lora_changes_output_and_two_combine_by_weight(tiny_model, tiny_lora):
 def test_missing_model_folder_says_what_to_do(tiny_model, settings):
     tiny_model.source = "models/not-there"
     tiny_model.save()
-    with pytest.raises(pipeline.ModelUnavailable) as failure:
+    with pytest.raises(runner.ModelUnavailable) as failure:
         generate(tiny_model, request(), cache=PipelineCache(size=1))
     assert "create_tiny_model" in failure.value.message and str(settings.DATA_DIR) not in failure.value.message
 
@@ -107,18 +114,28 @@ def test_offline_hub_model_not_cached_says_so(tiny_model, settings, tmp_path, mo
     tiny_model.source_type = ModelSource.HUB
     tiny_model.source = "example-org/not-downloaded-model"
     tiny_model.save()
-    with pytest.raises(pipeline.ModelUnavailable) as failure:
+    with pytest.raises(runner.ModelUnavailable) as failure:
         generate(tiny_model, request(), cache=PipelineCache(size=1))
     assert "offline" in failure.value.message and "huggingface-cli download" in failure.value.message
 
 
 def test_tiny_sdxl_generates(db):
-    from generation.services import ensure_tiny_model
+    from generation.registry import ensure_tiny_model
 
     model = ensure_tiny_model("tiny-sdxl")
     assert model.family == "sdxl"
-    output = generate(model, GenerationRequest(
-        prompts=["a fox"], negative_prompt="", steps=2, guidance_scale=5.0, width=64, height=64,
-        seeds=[1], scheduler="euler",
-    ), cache=PipelineCache(size=1))  # fmt: skip
+    output = generate(
+        model,
+        GenerationRequest(
+            prompts=["a fox"],
+            negative_prompt="",
+            steps=2,
+            guidance_scale=5.0,
+            width=64,
+            height=64,
+            seeds=[1],
+            scheduler="euler",
+        ),
+        cache=PipelineCache(size=1),
+    )
     assert output.images[0].size == (64, 64)  # the API keeps SDXL to 512+; the service takes any size

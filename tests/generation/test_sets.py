@@ -12,7 +12,7 @@ from generation.models import SetRun
 from generation.sets import SetFormatError, import_sets, join_negative_prompts, parse_items_csv, render_set_prompt
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import AlbumFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +28,10 @@ def sets_dir(tmp_path) -> Path:
 
 def test_prompt_rule_card_deck_example():
     template = Album(
-        base_prompt="Playing card portrait", prompt_template="{value} of {suit}, ornate playing card",
+        base_prompt="Playing card portrait",
+        prompt_template="{value} of {suit}, ornate playing card",
         style_suffix="vintage engraving",
-    )  # fmt: skip
+    )
     row = {"value": "Ace", "suit": "Spades"}
     assert render_set_prompt(template, row, "steampunk") == (
         "Playing card portrait. Art style: steampunk. Ace of Spades, ornate playing card. vintage engraving"
@@ -183,3 +184,32 @@ def test_queued_set_run_can_be_cancelled(sets_dir, tiny_model, admin_client_api)
     cancelled = admin_client_api.post(f"/api/generation/set-runs/{run['id']}/cancel/").json()
     assert cancelled["status"] == "cancelled"
     assert jobs.claim_job(SetRun, run["id"]) is None
+
+
+def test_set_run_checks_the_templates_own_size(tiny_model, admin_client_api):
+    template = AlbumFactory(
+        is_set_template=True, template_items=[{"a": "1"}], prompt_template="{a}", width=100, height=5000
+    )
+    error = assert_envelope(admin_client_api.post(f"/api/albums/{template.pk}/generate/", {"theme": "x"}), 400)
+    assert {"width", "height"} <= set(error["details"]["fields"])
+    ok = admin_client_api.post(f"/api/albums/{template.pk}/generate/", {"theme": "x", "width": 64, "height": 64})
+    assert ok.status_code == 202
+    assert SetRun.objects.count() == 1
+
+
+def test_retry_starts_counters_afresh(tiny_model, admin_user):
+    template = AlbumFactory(is_set_template=True, template_items=[{"a": "1"}], prompt_template="{a}")
+    run = SetRun.objects.create(
+        template=template,
+        album_name="x",
+        theme="t",
+        model=tiny_model,
+        status=JobStatus.FAILED,
+        completed_items=1,
+        failed_items=1,
+        failures=[{"row": 1}],
+        total_items=2,
+    )
+    jobs.retry_job(run)
+    run.refresh_from_db()
+    assert (run.status, run.completed_items, run.failed_items, run.failures) == (JobStatus.QUEUED, 0, 0, [])

@@ -87,9 +87,13 @@ def test_set_run_goes_on_after_a_failed_batch(tiny_model, tiny_lora, client, med
     lora = tiny_lora("mid-run", seed=12)
     rows = [{"n": str(i)} for i in range(12)]
     template = Album.objects.create(
-        name="Numbers", slug="numbers", is_set_template=True, template_items=rows, prompt_template="number {n}",
+        name="Numbers",
+        slug="numbers",
+        is_set_template=True,
+        template_items=rows,
+        prompt_template="number {n}",
         loras=[{"lora": lora.slug, "weight": 0.5}],
-    )  # fmt: skip
+    )
     with celery_worker(queues="generation", media_root=media_root) as worker:
         body = client.post(
             f"/api/albums/{template.pk}/generate/",

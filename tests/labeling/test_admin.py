@@ -436,8 +436,11 @@ def test_album_label_with_claude_without_a_key_is_one_error(admin_browser):
 def top_tag_rows(html: str) -> list[tuple[str, str, str]]:
     table = html[html.index('id="top_tags"') :]
     table = table[: table.index("</table>")]
-    cells = re.findall(r"<tr>\s*<td>\d+</td>\s*<td><a [^>]*>([^<]*)</a></td>\s*<td[^>]*>(\d+)</td>\s*"
-                       r"<td[^>]*>([\d.]+%)</td>", table)  # fmt: skip
+    cells = re.findall(
+        r"<tr>\s*<td>\d+</td>\s*<td><a [^>]*>([^<]*)</a></td>\s*<td[^>]*>(\d+)</td>\s*"
+        r"<td[^>]*>([\d.]+%)</td>",
+        table,
+    )
     return [(unescape(tag), count, share) for tag, count, share in cells]
 
 
@@ -475,6 +478,7 @@ def test_top_tags_page_filters_by_label_type(admin_browser, tagged_albums):
 
 def test_top_tags_page_pages_through_tags(admin_browser, tagged_albums):
     first = admin_browser.get("/admin/labeling/label/top-tags/?limit=10").content.decode()
+    assert [tag for tag, _, _ in top_tag_rows(first)] == ["cat", "dog", "bird"]
     assert "Next 10" not in first and "Previous 10" not in first  # three tags fit one page
     image = make_image()
     for n in range(10):
@@ -496,10 +500,17 @@ def test_labeling_run_pages_show_counts_and_failures(admin_browser):
     album = AlbumFactory(name="Zodiac")
     image = make_image(album=album)
     run = LabelingRun.objects.create(
-        labeler="claude", album=album, image_ids=[image.pk, 424242], status=JobStatus.SUCCEEDED,
-        succeeded_count=1, failed_count=1, skipped_count=3, input_tokens=1200, output_tokens=345,
+        labeler="claude",
+        album=album,
+        image_ids=[image.pk, 424242],
+        status=JobStatus.SUCCEEDED,
+        succeeded_count=1,
+        failed_count=1,
+        skipped_count=3,
+        input_tokens=1200,
+        output_tokens=345,
         failures=[{"image_id": 424242, "error": "The answer was not JSON <got: prose>"}],
-    )  # fmt: skip
+    )
     listing = admin_browser.get("/admin/labeling/labelingrun/").content.decode()
     assert "Zodiac" in listing and "1,200 / 345" in listing
     html = admin_browser.get(f"/admin/labeling/labelingrun/{run.pk}/change/").content.decode()

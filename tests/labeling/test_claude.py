@@ -15,7 +15,7 @@ from labeling import services
 from labeling.labelers.base import LabelingFailed
 from labeling.labelers.claude import parse_answer, prepare_image
 from labeling.models import Label, LabelingRun, LabelSource, LabelType
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import image_bytes, make_image
 from tests.labeling.fake_claude import Reply, answer, error, message_body
 from tests.labeling.helpers import label_snapshot, run_now

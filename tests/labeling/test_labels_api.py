@@ -3,7 +3,7 @@
 import pytest
 
 from labeling.models import Label, LabelSource, LabelType
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import make_image
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,6 @@ import io
 
 import pytest
 from PIL import Image as PILImage
-from PIL import ImageDraw
 
 from albums.services import store_image
 from imagineer.core.models import JobStatus
@@ -12,22 +11,10 @@ from labeling import services
 from labeling.labelers import default_labeler_name
 from labeling.labelers.nudenet import NudeNetLabeler, rate_detections
 from labeling.models import LabelerResult
+from tests.factories import scene_png
 from tests.labeling.helpers import run_now
 
 pytestmark = pytest.mark.django_db
-
-
-def scene_png(size=(256, 192)) -> bytes:
-    """A real picture (sky, ground, a sun and a house), not a flat colour."""
-    img = PILImage.new("RGB", size, (120, 170, 230))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, size[1] * 2 // 3, size[0], size[1]], fill=(70, 140, 60))
-    draw.ellipse([20, 15, 70, 65], fill=(250, 220, 90))
-    draw.rectangle([140, 80, 220, 140], fill=(160, 80, 60))
-    draw.polygon([(130, 80), (180, 40), (230, 80)], fill=(110, 40, 30))
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
 
 
 def test_nudenet_is_the_default_without_an_api_key(settings):

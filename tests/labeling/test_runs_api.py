@@ -6,7 +6,7 @@ from django.core.files.storage import default_storage
 from imagineer.core.models import JobStatus
 from labeling import services
 from labeling.models import LabelerResult, LabelingRun
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import AlbumFactory, make_image
 from tests.labeling.fake_claude import Reply, message_body
 from tests.labeling.helpers import run_now

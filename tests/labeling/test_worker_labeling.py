@@ -9,8 +9,7 @@ from albums.services import store_image
 from imagineer.core.models import JobStatus
 from labeling import services
 from labeling.models import LabelerResult
-from tests.factories import AlbumFactory
-from tests.labeling.test_nudenet import scene_png
+from tests.factories import AlbumFactory, scene_png
 from tests.processes import celery_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -16,7 +16,7 @@ def test_run_history_shows_counts_and_skipped_files(admin_browser, tree):
     listing = admin_browser.get("/admin/legacy/importrun/").content.decode()
     assert f"/admin/legacy/importrun/{run.pk}/change/" in listing
     page = unescape(admin_browser.get(f"/admin/legacy/importrun/{run.pk}/change/").content.decode())
-    assert "outputs/card_deck_steampunk/broken.png" in page and "corrupt or truncated" in page
+    assert "outputs/card_deck_steampunk/broken.png" in page and "truncated or corrupt" in page
     assert "Imported count" in page
 
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from albums.models import Album, Image
 from legacy.models import LegacyAlbum, LegacyAsset
 from tests import processes
-from tests.conftest import files_under
+from tests.assertions import files_under
 from tests.legacy.helpers import png, state
 from tests.processes import ROOT, base_env, kill_tree
 

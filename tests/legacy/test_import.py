@@ -9,10 +9,10 @@ from django.core.management import CommandError, call_command
 
 from albums.models import Album, Image, ImageSource
 from labeling.models import LabelType
-from legacy import collectors, services
+from legacy import collectors, stager
 from legacy.manifest import read_manifest
 from legacy.models import ImportRun, LegacyAlbum, LegacyAsset
-from tests.conftest import files_under
+from tests.assertions import files_under
 from tests.legacy.helpers import png, run_import, state
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_corrupt_and_non_image_files_are_skipped_with_reasons(tree):
     run_import(outputs, packs)
     run = ImportRun.objects.get()
     reasons = {item["path"]: item["reason"] for item in run.skipped}
-    assert "corrupt or truncated" in reasons["outputs/card_deck_steampunk/broken.png"]
+    assert "truncated or corrupt" in reasons["outputs/card_deck_steampunk/broken.png"]
     assert "outputs/notes.txt" in reasons
     assert run.status == "succeeded"
     assert not Image.objects.filter(original_filename="broken.png").exists()
@@ -61,8 +61,8 @@ def test_second_run_imports_nothing_and_reads_no_known_file(tree, monkeypatch, m
     run_import(outputs, packs)
     before, files_before = state(), files_under(media_root)
     hashed, sidecars = [], []
-    real_read, real_sidecar = services.read_source, collectors.read_sidecar
-    monkeypatch.setattr(services, "read_source", lambda path: hashed.append(path) or real_read(path))
+    real_read, real_sidecar = stager.read_source, collectors.read_sidecar
+    monkeypatch.setattr(stager, "read_source", lambda path: hashed.append(path) or real_read(path))
     monkeypatch.setattr(collectors, "read_sidecar", lambda path: sidecars.append(path) or real_sidecar(path))
     text = run_import(outputs, packs)
     assert "images imported:       0" in text and "albums created/reused: 0/" in text

@@ -12,9 +12,9 @@ from django.core.management import CommandError
 
 from albums.models import Album, Image, ThumbnailJob
 from imagineer.core.models import JobStatus
-from legacy import services
+from legacy import ingest, services
 from legacy.models import ImportRun, LegacyAsset
-from tests.conftest import files_under
+from tests.assertions import files_under
 from tests.legacy.helpers import png, run_import
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def test_a_file_gone_since_it_was_collected_is_skipped_not_fatal(tree):
     outputs, packs = tree
     collection = services.collect_for(services.ImportOptions(outputs=outputs, packs=packs))
     (outputs / "20250203_101010_other.png").unlink()
-    state = services.import_collection(collection, mode="copy", run=None)
+    state = ingest.import_collection(collection, mode="copy", run=None)
     entry = next(e for e in state.manifest if e["source"] == "outputs/20250203_101010_other.png")
     assert entry["outcome"] == "skipped" and entry["reason"].startswith("unreadable")
     assert state.outcomes["imported"] == 4

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from albums.models import Album, Image
 from labeling.models import LabelType
 from legacy.models import ImportRun, LegacyAsset
-from tests.conftest import files_under
+from tests.assertions import files_under
 from tests.legacy.helpers import state
 from tests.legacy.tree import build_legacy_tree
 
@@ -23,9 +23,18 @@ def tree(tmp_path):
 def import_tree(tree, *args) -> str:
     out = io.StringIO()
     call_command(
-        "import_legacy_media", "--outputs", str(tree.outputs), "--packs", str(tree.packs), "--thumbnails", "none",
-        "--private-packs", *tree.private_packs_arg, *args, stdout=out,
-    )  # fmt: skip
+        "import_legacy_media",
+        "--outputs",
+        str(tree.outputs),
+        "--packs",
+        str(tree.packs),
+        "--thumbnails",
+        "none",
+        "--private-packs",
+        *tree.private_packs_arg,
+        *args,
+        stdout=out,
+    )
     return out.getvalue()
 
 

@@ -13,9 +13,9 @@ from django.core.files.storage import default_storage
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from imagineer.ops import bug_reports
 from imagineer.ops.models import BugReport, BugReportStatus
-from tests.conftest import assert_envelope, files_under
+from imagineer.ops.services import bug_reports
+from tests.assertions import assert_envelope, files_under
 from tests.factories import AdminFactory, image_bytes
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from imagineer.core import runtime_config
 from imagineer.core.runtime_config import RuntimeConfig, RuntimeConfigInvalid, get_runtime_config, store
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "config.example.yaml"
 
@@ -183,7 +183,7 @@ def test_the_example_file_documents_every_key_with_its_default():
 
 def test_generation_defaults_come_from_the_config(runtime_config_file, db):
     from generation.models import DiffusionModel
-    from generation.services import model_defaults
+    from generation.registry import model_defaults
 
     model = DiffusionModel(name="m", family="sd1")
     write(runtime_config_file, "generation:\n  steps: 14\n  negative_prompt: ugly\n")

@@ -41,9 +41,16 @@ def world():
             image = make_image(album=album, prompt=f"prompt {number}")
             Label.objects.create(image=image, text=f"tag {number}", label_type=LabelType.TAG)
             job = GenerationJob.objects.create(
-                prompt="p", model=model, scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1,
+                prompt="p",
+                model=model,
+                scheduler="euler",
+                steps=1,
+                guidance_scale=1,
+                width=64,
+                height=64,
+                seed=1,
                 created_by=user,
-            )  # fmt: skip
+            )
             job.images.add(image)
             run = TrainingRun.objects.create(name=f"run {number}", model=model)
             run.albums.add(album)

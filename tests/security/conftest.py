@@ -1,42 +1,27 @@
-"""Shared by the security suites: a client per role, requests that leave no trace, the routed API,
-and the world the authorization matrix is played in."""
+"""Fixtures of the security suites: a client per role, the Celery tasks a test publishes, and the world
+the authorization matrix is played in."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import yaml
 from celery.signals import before_task_publish
 from django.core.cache import cache
-from django.db import transaction
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from drf_spectacular.generators import SchemaGenerator
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from albums.models import AlbumImage, ThumbnailJob
 from generation.models import DiffusionModel, GenerationJob, Lora, ModelFamily, ModelSource, SetRun
 from imagineer.core.models import JobStatus
-from imagineer.ops.disk import snapshots
 from imagineer.ops.models import BugReport, DiskSnapshot
+from imagineer.ops.services.disk import snapshots
 from labeling.models import Label, LabelerName, LabelingRun, LabelType
 from tests.factories import AdminFactory, AlbumFactory, UserFactory, make_image
+from tests.security.helpers import Roles
 from training.models import ScrapeJob, TrainingRun
-
-ROLES = ("anon", "user", "other", "admin")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-# Outside the API: the admin site (its own suite) and allauth's sign-in pages.
-NOT_API = ("/admin/", "/accounts/")
-
-
-@dataclass
-class Roles:
-    users: dict
-    clients: dict[str, APIClient]
 
 
 @pytest.fixture
@@ -68,81 +53,6 @@ def published_tasks() -> Iterator[list[str]]:
     before_task_publish.connect(record, weak=False)
     yield sent
     before_task_publish.disconnect(record)
-
-
-def answer_and_forget(client: APIClient, method: str, path: str, data=None, *, format: str = "json"):
-    """Send one request, then roll back every row it wrote.
-
-    Each request then meets the same world, whatever ran before it; and the on_commit hooks it
-    registered (enqueue_job's task send) are discarded with the savepoint, so no job ever reaches
-    a broker or a worker.
-    """
-    with transaction.atomic():
-        if method == "GET":
-            response = client.get(path)
-        else:
-            response = getattr(client, method.lower())(path, data, format=format)
-        if response.streaming:
-            # Read to the end: the test client's wrapper then closes the open file (close() itself
-            # would fire request_finished, which closes the test's database connection).
-            response.content_bytes = b"".join(response.streaming_content)
-        transaction.set_rollback(True)
-    return response
-
-
-# --- what the URL conf and the schema say exists ------------------------------------------------
-
-
-def _template(pattern) -> str:
-    """A URL pattern as a path template: `^images/(?P<pk>[^/.]+)/file/?$` → `images/{id}/file/`."""
-    text = str(pattern).lstrip("^").rstrip("$").replace("/?", "/")
-    text = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", text)
-    text = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", text)  # path() converters
-    return text.replace("{pk}", "{id}")  # drf-spectacular names a pk "id"
-
-
-def _methods(callback) -> set[str]:
-    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-    actions = getattr(callback, "actions", None)
-    if actions:  # a viewset route: the methods its router bound, less any the viewset refuses
-        return {m.upper() for m in actions if m in view_class.http_method_names} & set(HTTP_METHODS)
-    if view_class is not None:
-        return {m.upper() for m in view_class.http_method_names if hasattr(view_class, m)} & set(HTTP_METHODS)
-    # A plain function view (healthz, readyz) cannot be asked; they are require_GET, and the 405
-    # test of the matrix shows every other method is refused.
-    return {"GET"}
-
-
-def _walk(patterns, prefix: str) -> Iterator[tuple[str, object]]:
-    for entry in patterns:
-        path = prefix + _template(entry.pattern)
-        if isinstance(entry, URLResolver):
-            yield from _walk(entry.url_patterns, path)
-        elif isinstance(entry, URLPattern):
-            yield path, entry.callback
-
-
-def routed_operations() -> set[tuple[str, str]]:
-    """(METHOD, path template) of every view the URL conf routes, outside the admin site and allauth."""
-    return {
-        (method, path)
-        for path, callback in _walk(get_resolver().url_patterns, "/")
-        if not path.startswith(NOT_API)
-        for method in _methods(callback)
-    }
-
-
-def schema_operations() -> set[tuple[str, str]]:
-    schema = SchemaGenerator().get_schema(request=None, public=True)
-    return {
-        (method.upper(), path)
-        for path, item in schema["paths"].items()
-        for method in item
-        if method.upper() in HTTP_METHODS
-    }
-
-
-# --- the matrix's world -------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -192,9 +102,16 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     label(image_public, "a lighthouse at dusk", LabelType.CAPTION)  # what a training run needs
 
     ids["generation_job"] = GenerationJob.objects.create(
-        created_by=owner, prompt="a matrix prompt", model=model, scheduler="euler", steps=4, guidance_scale=7.0,
-        width=64, height=64, seed=1,
-    ).pk  # fmt: skip
+        created_by=owner,
+        prompt="a matrix prompt",
+        model=model,
+        scheduler="euler",
+        steps=4,
+        guidance_scale=7.0,
+        width=64,
+        height=64,
+        seed=1,
+    ).pk
     ids["set_run"] = SetRun.objects.create(
         created_by=admin, template=template, album_name="Deck", theme="steampunk", model=model
     ).pk
@@ -203,14 +120,21 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
         name="Matrix LoRA", slug="matrix-lora", file="loras/matrix-lora.safetensors", sha256="a" * 64, family="sd1"
     ).pk
     ids["lora_disabled"] = Lora.objects.create(
-        name="Hidden LoRA", slug="hidden-lora", file="loras/hidden-lora.safetensors", sha256="b" * 64, family="sd1",
+        name="Hidden LoRA",
+        slug="hidden-lora",
+        file="loras/hidden-lora.safetensors",
+        sha256="b" * 64,
+        family="sd1",
         enabled=False,
-    ).pk  # fmt: skip
+    ).pk
     for status in (JobStatus.QUEUED, JobStatus.FAILED):
         ids[f"labeling_run_{status}"] = LabelingRun.objects.create(
-            created_by=admin, status=status, labeler=LabelerName.NUDENET, album=album_public,
+            created_by=admin,
+            status=status,
+            labeler=LabelerName.NUDENET,
+            album=album_public,
             image_ids=[image_public.pk],
-        ).pk  # fmt: skip
+        ).pk
         run = TrainingRun.objects.create(created_by=admin, status=status, name=f"Run {status}", model=model)
         run.albums.set([album_public])
         ids[f"training_run_{status}"] = run.pk
@@ -225,8 +149,3 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     # snapshot task is sent to the broker, where a later test's worker would pick it up.
     cache.set(snapshots._REFRESH_KEY, True, timeout=snapshots.REFRESH_DEDUPE_SECONDS)
     return ids
-
-
-# Ids that exist for no object: a hidden object must answer exactly what these answer.
-MISSING = {"model": "no-such-model", "bug_report": "bug_20300101_000000_nothing"}
-MISSING_ID = 987654321

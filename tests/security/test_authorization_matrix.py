@@ -15,7 +15,7 @@ writing to an object they can see gets 403; anonymous writes get 401.
 What an admin's write is asserted to answer, and why: each write gets a body that is valid, and
 the admin's status is the endpoint's success (200/201/202/204), so the matrix shows the admin is
 let through *and* the endpoint works for them. Every request runs in a savepoint that is rolled
-back afterwards (conftest.answer_and_forget), so each role meets the same world and the jobs these
+back afterwards (helpers.answer_and_forget), so each role meets the same world and the jobs these
 writes create (thumbnail rebuilds, labeling, generation, set and training runs, scrapes) never
 reach a queue: their on_commit send is discarded with the savepoint. The disk refresh finds a
 refresh already requested, so it too sends nothing. Three writes cannot succeed without files the
@@ -33,15 +33,8 @@ from dataclasses import dataclass, field
 import pytest
 from django.conf import settings
 
-from tests.security.conftest import (
-    HTTP_METHODS,
-    MISSING,
-    MISSING_ID,
-    ROLES,
-    answer_and_forget,
-    routed_operations,
-    schema_operations,
-)
+from tests.security.helpers import MISSING, MISSING_ID, ROLES, answer_and_forget
+from tests.security.routes import HTTP_METHODS, routed_operations, schema_operations
 
 pytestmark = pytest.mark.django_db
 

@@ -31,7 +31,7 @@ from albums.image_files import ACCEPTED_FORMATS, CONTENT_TYPES
 from albums.models import Image
 from legacy.collectors import IMAGE_SUFFIXES, NOT_A_REGULAR_FILE, NOT_AN_IMAGE
 from legacy.models import ImportRun, LegacyAsset
-from tests.conftest import assert_envelope, files_under
+from tests.assertions import assert_envelope, files_under
 from tests.legacy.helpers import run_import
 from tests.security.hostile import (
     ACCEPTED,

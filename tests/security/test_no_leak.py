@@ -28,7 +28,7 @@ from albums.models import AlbumImage, Image
 from generation.models import DiffusionModel, GenerationJob, ModelSource
 from labeling.models import TAG_TYPES, Label, LabelType, label_text_key
 from tests.factories import AlbumFactory, make_image
-from tests.security.conftest import answer_and_forget
+from tests.security.helpers import answer_and_forget
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +149,16 @@ def build(spec_images: list[ImageSpec], spec_albums, users: dict) -> World:
             image for image, spec in zip(images, spec_images, strict=True) if spec.generated and spec.owner == owner
         ]
         job = GenerationJob.objects.create(
-            created_by=users[owner], prompt="p", model=model, scheduler="euler", steps=1, guidance_scale=1.0,
-            width=64, height=64, seed=1,
-        )  # fmt: skip
+            created_by=users[owner],
+            prompt="p",
+            model=model,
+            scheduler="euler",
+            steps=1,
+            guidance_scale=1.0,
+            width=64,
+            height=64,
+            seed=1,
+        )
         job.images.set(outputs)
     return World(images=images, specs=spec_images, labels=labels, albums=albums)
 
@@ -285,14 +292,22 @@ def check_label_analytics(client, world: World, label_type: str | None) -> list[
 # NSFW-flagged output of the owner's generation job.
 FLIPPED_AFTER_LABELING = (
     [
-        ImageSpec(True, False, "user", "harbor", frozenset({(LabelType.TAG, "own"), (LabelType.TAG, "cat")}),
-                  (True, True), False, True),
+        ImageSpec(
+            True,
+            False,
+            "user",
+            "harbor",
+            frozenset({(LabelType.TAG, "own"), (LabelType.TAG, "cat")}),
+            (True, True),
+            False,
+            True,
+        ),
         ImageSpec(False, False, "user", "forest", frozenset({(LabelType.MANUAL, "cat")}), (True, False), True, False),
         ImageSpec(True, False, "other", "harbor", frozenset({(LabelType.CAPTION, "own")}), None, False, False),
     ],
     [(True, frozenset({0, 1, 2})), (False, frozenset({1}))],
     None,
-)  # fmt: skip
+)
 
 
 @example(world_spec=FLIPPED_AFTER_LABELING)
@@ -325,9 +340,17 @@ def test_a_generation_job_hides_outputs_its_owner_may_no_longer_see(roles):
     album_services.set_image_flags([flagged.pk], is_nsfw=True, user=roles.users["admin"])
     model = DiffusionModel.objects.create(name="job-model", source_type=ModelSource.HUB, source="example/job-model")
     job = GenerationJob.objects.create(
-        created_by=owner, status="running", prompt="p", model=model, scheduler="euler", steps=1, guidance_scale=1.0,
-        width=64, height=64, seed=1,
-    )  # fmt: skip
+        created_by=owner,
+        status="running",
+        prompt="p",
+        model=model,
+        scheduler="euler",
+        steps=1,
+        guidance_scale=1.0,
+        width=64,
+        height=64,
+        seed=1,
+    )
     job.images.set([kept, flagged])
     client = roles.clients["user"]
 

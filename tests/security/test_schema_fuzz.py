@@ -50,13 +50,13 @@ from albums import services as albums
 from albums.models import Album
 from generation import services as generation
 from generation.models import DiffusionModel, Lora
-from imagineer.ops.bug_reports import submit_bug_report
+from imagineer.ops.services.bug_reports import submit_bug_report
 from labeling import services as labeling
 from labeling.models import Label, LabelType
-from tests.conftest import assert_envelope
+from tests.assertions import assert_envelope
 from tests.factories import AdminFactory, AlbumFactory, make_image
 from training.models import TrainingRun
-from training.scraping import services as scraping
+from training.services import scrapes as scraping
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 EXAMPLES = int(os.environ.get("IMAGINEER_FUZZ_EXAMPLES", "3"))

@@ -9,7 +9,8 @@ import pytest
 from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
-from tests.core.test_settings_checks import PRODUCTION_ENV, ROOT
+from tests.processes import ROOT
+from tests.production_env import PRODUCTION_ENV
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
 
@@ -47,8 +48,9 @@ def test_a_session_write_with_the_csrf_token_is_not_refused_for_csrf(admin_user)
     browser.force_login(admin_user)
     browser.get("/admin/")  # sets the csrftoken cookie
     token = browser.cookies["csrftoken"].value
-    response = browser.post("/api/albums/", {"name": "With token"}, content_type="application/json",
-                            HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    response = browser.post(
+        "/api/albums/", {"name": "With token"}, content_type="application/json", HTTP_X_CSRFTOKEN=token
+    )
     assert response.status_code == 201, response.content
 
 
@@ -72,10 +74,20 @@ print(json.dumps({
 def test_production_sends_hsts_secure_cookies_and_redirects_plain_http(tmp_path):
     env = {k: v for k, v in PRODUCTION_ENV.items()}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", **env, "DJANGO_SETTINGS_MODULE": "imagineer.settings",
-             "IMAGINEER_DATA_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static"), "LOG_LEVEL": "ERROR"},
-    )  # fmt: skip
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            **env,
+            "DJANGO_SETTINGS_MODULE": "imagineer.settings",
+            "IMAGINEER_DATA_DIR": str(tmp_path),
+            "STATIC_ROOT": str(tmp_path / "static"),
+            "LOG_LEVEL": "ERROR",
+        },
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert "max-age=31536000" in seen["hsts"] and "includeSubDomains" in seen["hsts"]

@@ -55,15 +55,23 @@ def test_the_form_refuses_too_few_captions_and_starts_a_valid_run(browser, capti
 
 def test_the_run_page_follows_progress_and_the_log(browser, captioned_album, training_config, model, media_root):
     training_config(min_captioned_images=1)
-    run = TrainingRun.objects.create(name="R", model=model, status=JobStatus.RUNNING, progress_current=3,
-                                     progress_total=10, log_file="training/logs/run-x.log")  # fmt: skip
+    run = TrainingRun.objects.create(
+        name="R",
+        model=model,
+        status=JobStatus.RUNNING,
+        progress_current=3,
+        progress_total=10,
+        log_file="training/logs/run-x.log",
+    )
     (media_root / "training" / "logs").mkdir(parents=True)
     (media_root / "training" / "logs" / "run-x.log").write_text("loading\nstep 3/10 loss 0.1 <b>\n")
     page = browser.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
     assert 'http-equiv="refresh"' in page and "step 3 of 10" in page
     assert "step 3/10 loss 0.1 &lt;b&gt;" in page  # escaped
     TrainingRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED)
-    assert 'http-equiv="refresh"' not in browser.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    finished = browser.get(f"/admin/training/trainingrun/{run.pk}/change/")
+    assert finished.status_code == 200 and "step 3/10 loss 0.1 &lt;b&gt;" in finished.content.decode()
+    assert 'http-equiv="refresh"' not in finished.content.decode()  # a finished run's page stops reloading
 
 
 def test_retry_from_admin_respects_the_active_limit(browser, training_config, model):

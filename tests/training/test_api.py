@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from generation.models import DiffusionModel, ModelFamily, ModelSource
 from imagineer.core.models import JobStatus
 from tests.factories import AlbumFactory, UserFactory
-from training.api.runs import PUBLIC_FIELDS
+from training.api.serializers.runs import PUBLIC_FIELDS
 from training.models import TrainingRun
 
 URL = "/api/training/runs/"
@@ -16,9 +16,12 @@ URL = "/api/training/runs/"
 @pytest.fixture
 def model(db):
     return DiffusionModel.objects.create(
-        name="sd-test", source_type=ModelSource.DIFFUSERS_DIR, source="models/sd-test", family=ModelFamily.SD1,
+        name="sd-test",
+        source_type=ModelSource.DIFFUSERS_DIR,
+        source="models/sd-test",
+        family=ModelFamily.SD1,
         is_default=True,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -85,10 +88,14 @@ def test_bad_requests_are_400s_naming_the_field(admin_api, ready_album, model, f
 def test_sdxl_and_single_file_models_are_refused(admin_api, ready_album, model):
     DiffusionModel.objects.create(name="xl", source_type=ModelSource.HUB, source="org/xl", family=ModelFamily.SDXL)
     DiffusionModel.objects.create(name="one", source_type=ModelSource.SINGLE_FILE, source="m.safetensors")
-    assert "supports SD 1.x and 2.x" in assert_refused(start(admin_api, ready_album, model="xl"), 400,
-                                                        "model_not_trainable")["message"]  # fmt: skip
-    assert "single-file" in assert_refused(start(admin_api, ready_album, model="one"), 400,
-                                            "model_not_trainable")["message"]  # fmt: skip
+    assert (
+        "supports SD 1.x and 2.x"
+        in assert_refused(start(admin_api, ready_album, model="xl"), 400, "model_not_trainable")["message"]
+    )
+    assert (
+        "single-file"
+        in assert_refused(start(admin_api, ready_album, model="one"), 400, "model_not_trainable")["message"]
+    )
 
 
 def test_a_set_template_is_not_a_dataset(admin_api, model):

@@ -7,7 +7,7 @@ import pytest
 from generation.models import DiffusionModel, ModelSource
 from labeling.models import Label, LabelSource, LabelType
 from tests.factories import AlbumFactory, make_image
-from training import runs
+from training.services import runs
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,8 @@ def test_files_gone_from_storage_are_skipped_counted_and_can_stop_the_run(tmp_pa
     for image in images:
         caption(image, f"caption {image.pk}")
     model = DiffusionModel.objects.create(name="m", source_type=ModelSource.DIFFUSERS_DIR, source="x", family="sd1")
-    run = TrainingRun.objects.create(name="r", model=model, parameters={"steps": 1})
+    # Claimed, as in the worker: prepare_dataset writes the counts under the run's claim.
+    run = TrainingRun.objects.create(name="r", model=model, parameters={"steps": 1}, status="running", attempts=1)
     run.albums.set([album])
     images[0].file.storage.delete(images[0].file.name)
     dataset = runs.prepare_dataset(run, tmp_path / "ds")

@@ -11,8 +11,9 @@ from django.conf import settings
 from generation.models import DiffusionModel, Lora, ModelSource
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from training import logs, runs
+from training import logs
 from training.models import TrainingRun
+from training.services import runs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,16 +160,29 @@ def test_the_trainer_exits_when_its_worker_is_killed():
 
 def test_the_trainer_gets_no_credentials_in_its_environment(monkeypatch):
     for name, value in {
-        "DATABASE_URL": "postgres://u:pw@db/x", "SECRET_KEY": "s", "ANTHROPIC_API_KEY": "k", "EMAIL_URL": "smtp://a:b@c",
-        "CELERY_BROKER_URL": "redis://:pw@r", "IMAGINEER_ALERT_WEBHOOK_URL": "https://hooks/x", "AWS_SECRET_ACCESS_KEY": "a",
-        "HF_TOKEN": "hf_keep", "CUDA_VISIBLE_DEVICES": "0",
-    }.items():  # fmt: skip
+        "DATABASE_URL": "postgres://u:pw@db/x",
+        "SECRET_KEY": "s",
+        "ANTHROPIC_API_KEY": "k",
+        "EMAIL_URL": "smtp://a:b@c",
+        "CELERY_BROKER_URL": "redis://:pw@r",
+        "IMAGINEER_ALERT_WEBHOOK_URL": "https://hooks/x",
+        "AWS_SECRET_ACCESS_KEY": "a",
+        "HF_TOKEN": "hf_keep",
+        "CUDA_VISIBLE_DEVICES": "0",
+    }.items():
         monkeypatch.setenv(name, value)
     env = runs.trainer_env()
     assert (env["HF_TOKEN"], env["CUDA_VISIBLE_DEVICES"], env["PYTHONUNBUFFERED"]) == ("hf_keep", "0", "1")
     assert "PATH" in env
-    for dropped in ("DATABASE_URL", "SECRET_KEY", "ANTHROPIC_API_KEY", "EMAIL_URL", "CELERY_BROKER_URL",
-                    "IMAGINEER_ALERT_WEBHOOK_URL", "AWS_SECRET_ACCESS_KEY"):  # fmt: skip
+    for dropped in (
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "ANTHROPIC_API_KEY",
+        "EMAIL_URL",
+        "CELERY_BROKER_URL",
+        "IMAGINEER_ALERT_WEBHOOK_URL",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
         assert dropped not in env
 
 

@@ -9,9 +9,10 @@ from safetensors import safe_open
 from generation.models import Lora, LoraProvenance
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from tests.training.conftest import QUICK
-from training import logs, runs
+from tests.training.helpers import QUICK
+from training import logs
 from training.models import TrainingRun
+from training.services import runs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,9 +21,13 @@ def test_a_run_trains_a_lora_and_registers_it(tiny_model, captioned_album, train
     training_config(min_captioned_images=3)
     album = captioned_album(3, uncaptioned=1, manual_on=0)
     run = runs.start_training_run(
-        user=admin_user, name="Kite style", albums=[album], model=tiny_model, trigger_words="kitestyle",
+        user=admin_user,
+        name="Kite style",
+        albums=[album],
+        model=tiny_model,
+        trigger_words="kitestyle",
         parameters={**QUICK, "save_every_steps": 2},
-    )  # fmt: skip
+    )
     jobs.run_job(TrainingRun, run.pk, runs.run_training)
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED, run.error_message

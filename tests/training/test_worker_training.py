@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from albums.models import Image
 from tests.processes import celery_worker
-from tests.training.conftest import QUICK
+from tests.training.helpers import QUICK
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -41,9 +41,10 @@ def test_a_worker_trains_a_lora_generation_can_use_and_cancel_stops_a_run(
     album = captioned_album(4)
     with celery_worker(queues="training,generation", media_root=media_root) as worker:
         run = admin_api.post(
-            "/api/training/runs/", {"name": "Kites", "albums": [album.pk], "trigger_words": "kitez", **QUICK},
+            "/api/training/runs/",
+            {"name": "Kites", "albums": [album.pk], "trigger_words": "kitez", **QUICK},
             format="json",
-        ).json()  # fmt: skip
+        ).json()
         done = wait_for(admin_api, f"/api/training/runs/{run['id']}/")
         assert done["status"] == "succeeded", (done["error_message"], worker.text[-3000:])
         assert done["lora_name"] == "Kites" and done["progress"] == 1.0 and done["final_loss"] is not None

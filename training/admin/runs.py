@@ -5,17 +5,21 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import FilteredSelectMultiple
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import format_html
 
-from albums.admin import add_serializer_errors
+from albums.admin import album_admin_extensions
 from albums.models import Album
 from generation.models import DiffusionModel
 from imagineer.core import jobs
 from imagineer.core.admin import JobAdmin
+from imagineer.core.admin_helpers import add_serializer_errors
 from imagineer.core.errors import ImagineerError
-from training import logs, runs
-from training.api.runs import TrainingRunCreateSerializer
+from training import logs
+from training.api.serializers.runs import TrainingRunCreateSerializer
 from training.models import TrainingCheckpoint, TrainingRun
+from training.services import runs
 
 LOG_TAIL_BYTES = 64 * 1024
 
@@ -102,9 +106,21 @@ class TrainingRunAdmin(JobAdmin):
     change_form_template = "admin/training/trainingrun/change_form.html"
     add_fieldsets = [
         (None, {"fields": ["name", "albums", "model", "trigger_words", "description"]}),
-        ("Parameters", {"fields": ["steps", ("rank", "alpha"), "learning_rate", "batch_size", "resolution", "seed",
-                                   "save_every_steps"]}),
-    ]  # fmt: skip
+        (
+            "Parameters",
+            {
+                "fields": [
+                    "steps",
+                    ("rank", "alpha"),
+                    "learning_rate",
+                    "batch_size",
+                    "resolution",
+                    "seed",
+                    "save_every_steps",
+                ]
+            },
+        ),
+    ]
 
     def has_add_permission(self, request):
         return admin.ModelAdmin.has_add_permission(self, request)
@@ -116,15 +132,46 @@ class TrainingRunAdmin(JobAdmin):
         if obj is None:
             return self.add_fieldsets
         return [
-            (None, {"fields": ["name", "status", "progress_bar", "latest_loss", "final_loss", "lora", "error_message"]}),
+            (
+                None,
+                {"fields": ["name", "status", "progress_bar", "latest_loss", "final_loss", "lora", "error_message"]},
+            ),
             ("Log (latest lines)", {"fields": ["log_tail"]}),
-            ("Dataset", {"fields": ["albums_list", "trigger_words", "captioned_images", "uncaptioned_images",
-                                    "manual_captions", "missing_files"]}),
+            (
+                "Dataset",
+                {
+                    "fields": [
+                        "albums_list",
+                        "trigger_words",
+                        "captioned_images",
+                        "uncaptioned_images",
+                        "manual_captions",
+                        "missing_files",
+                    ]
+                },
+            ),
             ("Parameters", {"fields": ["model", "parameters", "device"]}),
-            ("Lifecycle", {"fields": ["created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
-                                      "prepare_seconds", "train_seconds", "attempts", "worker", "trainer_pid",
-                                      "cancel_requested", "celery_task_id", "request_id"]}),
-        ]  # fmt: skip
+            (
+                "Lifecycle",
+                {
+                    "fields": [
+                        "created_by",
+                        "created_at",
+                        "started_at",
+                        "finished_at",
+                        "heartbeat_at",
+                        "prepare_seconds",
+                        "train_seconds",
+                        "attempts",
+                        "worker",
+                        "trainer_pid",
+                        "cancel_requested",
+                        "celery_task_id",
+                        "request_id",
+                    ]
+                },
+            ),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -180,3 +227,14 @@ class TrainingRunAdmin(JobAdmin):
                 self.message_user(request, f"Run #{run.pk} was not retried: {exc.message}", messages.WARNING)
             else:
                 self.message_user(request, f"Run #{run.pk} is queued again.", messages.SUCCESS)
+
+
+@admin.action(description="Train a LoRA on the selected albums")
+def train_lora_on_albums(model_admin, request, queryset):
+    """Open the training run form with these albums chosen (the run starts from there)."""
+    ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+    return redirect(f"{reverse('admin:training_trainingrun_add')}?albums={ids}")
+
+
+# After labeling's album actions (order 0), where the album list has always offered it.
+album_admin_extensions.add_action(train_lora_on_albums, name="train_lora", order=1)

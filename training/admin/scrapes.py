@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from imagineer.core.admin import JobAdmin
 from training.models import ScrapeJob
-from training.scraping import services
+from training.services import scrapes
 
 
 class ScrapeStartForm(forms.ModelForm):
@@ -44,9 +44,9 @@ class ScrapeStartForm(forms.ModelForm):
             if data.get(key) is not None:
                 overrides[key] = data[key]
         try:
-            data["start_url"] = services.check_start_url(data.get("url") or "")
-            services.resolve_scrape_config(overrides)
-        except services.ScrapeSettingsInvalid as exc:
+            data["start_url"] = scrapes.check_start_url(data.get("url") or "")
+            scrapes.resolve_scrape_config(overrides)
+        except scrapes.ScrapeSettingsInvalid as exc:
             errors = {}
             for key, reason in exc.details["fields"].items():
                 field = key if key in ("url", "max_depth", "max_images") else "overrides_json"
@@ -59,9 +59,18 @@ class ScrapeStartForm(forms.ModelForm):
 @admin.register(ScrapeJob)
 class ScrapeJobAdmin(JobAdmin):
     list_display = [
-        "id", "name", "start_url", "status", "progress_display", "pages_fetched", "images_discovered", "images_kept",
-        "album_link", "created_by", "created_at",
-    ]  # fmt: skip
+        "id",
+        "name",
+        "start_url",
+        "status",
+        "progress_display",
+        "pages_fetched",
+        "images_discovered",
+        "images_kept",
+        "album_link",
+        "created_by",
+        "created_at",
+    ]
     list_display_links = ["id", "name"]
     list_select_related = ["album", "created_by"]
     search_fields = ["name", "start_url"]
@@ -87,10 +96,23 @@ class ScrapeJobAdmin(JobAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": self.get_fields(request)})]
-        counters = ["pages_fetched", "pages_failed", "images_discovered", "images_downloaded", "images_kept",
-                    "rejected_table"]  # fmt: skip
-        job_fields = ["name", "start_url", "status", "progress_display", "progress_message", "error_message",
-                      "album_link"]  # fmt: skip
+        counters = [
+            "pages_fetched",
+            "pages_failed",
+            "images_discovered",
+            "images_downloaded",
+            "images_kept",
+            "rejected_table",
+        ]
+        job_fields = [
+            "name",
+            "start_url",
+            "status",
+            "progress_display",
+            "progress_message",
+            "error_message",
+            "album_link",
+        ]
         placed = {*counters, *job_fields, "rejected", "album", "config", "overrides"}
         lifecycle = [name for name in super().get_readonly_fields(request, obj) if name not in placed]
         return [
@@ -102,7 +124,7 @@ class ScrapeJobAdmin(JobAdmin):
 
     def save_model(self, request, obj, form, change):
         # A new job goes through the service (validated config, queued after commit), not obj.save().
-        job = services.start_scrape_job(
+        job = scrapes.start_scrape_job(
             url=form.cleaned_data["start_url"],
             name=form.cleaned_data.get("name") or "",
             overrides=form.cleaned_data["overrides"],

@@ -1,1 +1,3 @@
-"""Scraping: build datasets from web pages (issue #5). Entry points are in services.py; docs/SCRAPING.md."""
+"""The crawler behind scrape jobs (issue #5): HTTP client and private-network guard, robots.txt,
+page extraction, downloads, duplicate checks and storing kept images. The use case that drives it
+(start a job, the job body) is training/services/scrapes.py; docs/SCRAPING.md."""

@@ -187,7 +187,11 @@ def extract_page(html: bytes, page_url: str, *, charset: str | None = None) -> P
             url = _source_of_img(tag)
             if url:
                 add(
-                    url, tag, alt=_text(tag.get("alt")), title=_text(tag.get("title")), caption=_caption_of(tag),
+                    url,
+                    tag,
+                    alt=_text(tag.get("alt")),
+                    title=_text(tag.get("title")),
+                    caption=_caption_of(tag),
                     declared_size_counts=True,
-                )  # fmt: skip
+                )
     return content

@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 
 from albums import services as album_services
 from albums.models import Album, AlbumSource, AlbumType, Image, ImageSource
+from imagineer.core import jobs
 from imagineer.core.logging import get_logger
 from labeling.models import LABEL_TEXT_MAX, Label, LabelSource, LabelType
 from training.models import ScrapeJob
@@ -26,10 +27,6 @@ class ScrapeStore:
         self.album: Album | None = None
         self.image_ids: list[int] = []
 
-    def _this_attempt(self):
-        # A reaped job may be running again as a new attempt; this one must not write over it.
-        return ScrapeJob.objects.filter(pk=self.job.pk, attempts=self.job.attempts)
-
     def _album(self) -> Album:
         # Made with the first kept image: a scrape that keeps nothing leaves no empty album.
         if self.album is None:
@@ -43,8 +40,8 @@ class ScrapeStore:
                 is_public=False,
                 created_by=self.job.created_by,
             )
-            self._this_attempt().update(album=self.album)
-            self.job.album = self.album
+            # Under this attempt's claim: a reaped job may be running again, and this one must not write over it.
+            jobs.update_job(self.job, album=self.album)
         return self.album
 
     def keep(self, result: DownloadResult) -> bool:
@@ -90,8 +87,8 @@ class ScrapeStore:
             except OSError:  # the job's own error is the one to report; an orphan purge finds the file
                 logger.warning("scrape.file_not_removed")
         if self.album is not None:
+            # Deleting the album empties the job row's album column too (on_delete SET_NULL).
             Album.objects.filter(pk=self.album.pk).delete()
-            self._this_attempt().update(album=None)
             self.album = None
             self.job.album = None
         self.image_ids.clear()

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from generation.services import TINY_MODELS, ensure_tiny_model
+from generation.registry import TINY_MODELS, ensure_tiny_model
 
 
 class Command(BaseCommand):

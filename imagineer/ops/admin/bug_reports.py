@@ -1,7 +1,7 @@
 """The bug report console: triage what clients sent, with their screenshot, logs and network events.
 
 What the client sent is read-only; an operator changes the status and the resolution notes (one
-report on its page, many through the actions), all through imagineer.ops.bug_reports. The
+report on its page, many through the actions), all through imagineer.ops.services.bug_reports. The
 screenshot is streamed from storage by an admin-only view: media files have no public URL.
 """
 
@@ -16,14 +16,27 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from imagineer.ops import bug_reports
 from imagineer.ops.models import BugReport, BugReportStatus
+from imagineer.ops.services import bug_reports
 
 PAYLOAD_FIELDS = [
-    "report_id", "submitted_by", "request_id", "created_at", "updated_at", "description", "expected_behavior",
-    "actual_behavior", "steps_list", "screenshot_preview", "screenshot_error", "environment_json",
-    "client_meta_json", "app_state_json", "recent_logs_json", "network_events_json",
-]  # fmt: skip
+    "report_id",
+    "submitted_by",
+    "request_id",
+    "created_at",
+    "updated_at",
+    "description",
+    "expected_behavior",
+    "actual_behavior",
+    "steps_list",
+    "screenshot_preview",
+    "screenshot_error",
+    "environment_json",
+    "client_meta_json",
+    "app_state_json",
+    "recent_logs_json",
+    "network_events_json",
+]
 
 
 def pretty_json(value) -> str:
@@ -68,7 +81,7 @@ class BugReportAdmin(admin.ModelAdmin):
                     "updated_at",
                 ]
             },
-        ),  # fmt: skip
+        ),
         ("Report", {"fields": ["description", "expected_behavior", "actual_behavior", "steps_list"]}),
         ("Screenshot", {"fields": ["screenshot_preview", "screenshot_error"]}),
         ("Client", {"fields": ["environment_json", "client_meta_json", "app_state_json"]}),

@@ -22,8 +22,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from imagineer.core.errors import ServiceUnavailableError
-from imagineer.ops import disk
 from imagineer.ops.models import DiskAlertState, DiskSnapshot
+from imagineer.ops.services import disk
 
 PALETTE = ("#2f6fb0", "#d1602d", "#3b9a57", "#8e5cb8", "#c2455a", "#6b7a2a", "#1f9fa6", "#9a6a3a")
 HISTORY_DAYS = (7, 30, 90, 365)

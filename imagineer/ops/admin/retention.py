@@ -8,8 +8,8 @@ from django.utils.html import format_html
 
 from imagineer.core.admin import JobAdmin
 from imagineer.core.errors import ImagineerError
-from imagineer.ops import retention
 from imagineer.ops.models import PurgeRun, RetentionPolicy
+from imagineer.ops.services import retention
 
 
 class RetentionPolicyForm(forms.ModelForm):

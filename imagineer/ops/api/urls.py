@@ -1,7 +1,23 @@
-"""Operations API: /api/admin/config/*, /api/admin/disk-stats, /api/bug-reports."""
+"""Operations API (included under /api/): runtime config and disk stats (admin), bug reports.
 
-from imagineer.ops.api.bug_report_urls import urlpatterns as bug_report_urls
-from imagineer.ops.api.config_urls import urlpatterns as config_urls
-from imagineer.ops.api.disk_urls import urlpatterns as disk_urls
+/api/admin/config, /api/admin/config/cache, /api/admin/config/reload, /api/admin/disk-stats,
+/api/admin/disk-stats/refresh and /api/bug-reports[/<report_id>] (trailing slash optional).
+"""
 
-urlpatterns = [*config_urls, *disk_urls, *bug_report_urls]
+from django.urls import re_path
+
+from imagineer.core.routers import ApiRouter
+from imagineer.ops.api.views import config, disk
+from imagineer.ops.api.views.bug_reports import BugReportViewSet
+
+router = ApiRouter()
+router.register("bug-reports", BugReportViewSet, basename="bug-report")
+
+urlpatterns = [
+    re_path(r"^admin/config/?$", config.ConfigView.as_view(), name="admin-config"),
+    re_path(r"^admin/config/cache/?$", config.ConfigCacheView.as_view(), name="admin-config-cache"),
+    re_path(r"^admin/config/reload/?$", config.ConfigReloadView.as_view(), name="admin-config-reload"),
+    re_path(r"^admin/disk-stats/?$", disk.DiskStatsView.as_view(), name="admin-disk-stats"),
+    re_path(r"^admin/disk-stats/refresh/?$", disk.DiskStatsRefreshView.as_view(), name="admin-disk-stats-refresh"),
+    *router.urls,
+]

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
-from legacy import services
+from legacy import services, stager
 from legacy.collectors import LegacyRootMissing
 from legacy.manifest import default_manifest_path, write_manifest
 from legacy.models import ImportMode, ImportRun
@@ -57,8 +57,8 @@ class Command(BaseCommand):
         if opts["dry_run"]:
             return self._dry_run(options, opts)
         try:
-            services.check_media_writable(options.mode)
-        except services.MediaNotWritable as exc:
+            stager.check_media_writable(options.mode)
+        except stager.MediaNotWritable as exc:
             raise CommandError(exc.message) from exc
         manifest = (opts["manifest"] or default_manifest_path()).absolute()
         run = services.start_import_run(options, manifest_path=manifest)

@@ -7,6 +7,7 @@ stops all three; if any one of them dies, the others are stopped too and the exi
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import signal
@@ -38,9 +39,8 @@ class Command(BaseCommand):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         sign_in = self._ensure_admin_user()
-        from generation.services import ensure_tiny_model
-
-        ensure_tiny_model("tiny-sd")  # so a fresh offline install can generate
+        # So a fresh offline install can generate (generation's command: core never imports generation).
+        call_command("create_tiny_model", name="tiny-sd", stdout=io.StringIO())
         python = sys.executable
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         children = {

@@ -1,0 +1,1 @@
+"""Training's use cases: `runs` (LoRA training runs) and `scrapes` (scrape jobs building datasets)."""
