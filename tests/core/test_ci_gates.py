@@ -66,7 +66,7 @@ def test_an_unformatted_file_and_a_missing_migration_fail_the_gates(tmp_path):
     result = run_gates(tree)
 
     assert result.returncode == 1
-    assert "Would reformat: albums/unformatted.py" in result.stdout + result.stderr
+    assert "albums/unformatted.py" in result.stdout + result.stderr
     assert "Gate failed: ruff format" in result.stdout
     assert "Gate failed: makemigrations" in result.stdout
     assert "Gate failed: ruff check" not in result.stdout  # each gate names only its own problem

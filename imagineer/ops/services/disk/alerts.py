@@ -22,8 +22,8 @@ from imagineer.core.logging import get_logger
 from imagineer.core.runtime_config import get_runtime_config
 from imagineer.ops.models import DiskAlertState, DiskSnapshot
 
-# The package's name, as before it was split into modules: log filters key on it.
-# Named as before the package moved into services/: LOG_LEVELS entries and log searches know it so.
+# The package's name as it was before the split into modules and the move into services/: LOG_LEVELS
+# entries and log searches know it so.
 logger = get_logger("imagineer.ops.disk")
 
 REARM_MARGIN_PERCENT = 2.0  # hysteresis: below threshold - margin, the next crossing alerts again

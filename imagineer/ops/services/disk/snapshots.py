@@ -32,8 +32,8 @@ from imagineer.ops.services.disk.alerts import send_alerts, update_alert_states
 from imagineer.ops.services.disk.walk import measure_tree
 from imagineer.ops.services.media_folders import MEDIA_SUBFOLDERS
 
-# The package's name, as before it was split into modules: log filters key on it.
-# Named as before the package moved into services/: LOG_LEVELS entries and log searches know it so.
+# The package's name as it was before the split into modules and the move into services/: LOG_LEVELS
+# entries and log searches know it so.
 logger = get_logger("imagineer.ops.disk")
 
 SNAPSHOT_TASK = "imagineer.ops.tasks.take_disk_snapshot"
