@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test gates lint install install-dev browser clean
+.PHONY: run test gates lint install install-dev browser node-packages clean
 
 run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
@@ -13,7 +13,7 @@ run: $(VENV)/.installed
 # Redis databases (tests/settings.py); PYTEST_WORKERS=0 runs in one process. --dist loadgroup keeps
 # tests marked xdist_group (the fault suites, which share one Celery worker and its proxies) on one process.
 PYTEST_WORKERS ?= 2
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser node-packages
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # What CI checks before the tests (.ci/gates): ruff check, ruff format --check, makemigrations --check.
@@ -55,5 +55,20 @@ browser:
 	  echo "  package (sudo apt-get install chromium) or set CHROMIUM_PATH to a Chromium binary."; \
 	fi
 
+# The npm packages of the generated TypeScript client's test (tests/clients/package-lock.json:
+# openapi-typescript, openapi-fetch, typescript), installed with `npm ci` when the lock file is newer
+# than what node_modules holds. Without Node/npm it says what to install, and that test fails under CI.
+CLIENTS_DIR := tests/clients
+node-packages: $(CLIENTS_DIR)/node_modules/.package-lock.json
+
+$(CLIENTS_DIR)/node_modules/.package-lock.json: $(CLIENTS_DIR)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  echo "Installing the npm packages of $(CLIENTS_DIR) (npm ci)"; \
+	  npm ci --prefix $(CLIENTS_DIR) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "make node-packages: the TypeScript client test (tests/clients) needs Node.js 20+ and npm."; \
+	  echo "  Install Debian's 'nodejs' and 'npm' packages (sudo apt-get install nodejs npm), then run make test."; \
+	fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(CLIENTS_DIR)/node_modules

@@ -318,13 +318,18 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["imagineer.core.permissions.AdminWriteVisibleRead"],
     "DEFAULT_PAGINATION_CLASS": "imagineer.core.pagination.PageNumberPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "imagineer.core.schema.ErrorAwareAutoSchema",
     "EXCEPTION_HANDLER": "imagineer.core.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # One request content type per operation (a generated client gets one body type): JSON, and
+    # multipart/form-data only on the actions that take a file (imagineer/core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # An unknown ?format= or an Accept header no renderer meets: 406 naming what would do.
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "imagineer.core.negotiation.ContentNegotiation",
 }
 IMAGINEER_PAGE_SIZE = env.int("IMAGINEER_PAGE_SIZE", default=50)
 IMAGINEER_MAX_PAGE_SIZE = env.int("IMAGINEER_MAX_PAGE_SIZE", default=200)
@@ -341,12 +346,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "imagineer.core.schema.name_inline_enums",
         "imagineer.core.schema.declare_error_envelope",
     ],
     # Two choice sets share the field name `status`: name each enum after what it is.
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "imagineer.core.models.JobStatus",
         "BugReportStatusEnum": "imagineer.ops.models.bug_reports.BugReportStatus",
+        "ImageSourceEnum": "albums.models.ImageSource",  # an image and an upload's answer share it
     },
 }
 

@@ -100,6 +100,20 @@ class ImageSerializer(AdminEnrichedMixin, StrictModelSerializer):
         return _absolute(self.context.get("request"), reverse("image-thumbnail", args=[obj.pk]))
 
 
+class ImageUploadResultSerializer(ImageSerializer):
+    """An upload's answer: the image, and whether identical bytes were already stored (context `duplicate`)."""
+
+    duplicate = serializers.SerializerMethodField(
+        help_text="True (with 200) when identical bytes were already stored: the image is the existing one."
+    )
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "duplicate"]
+
+    def get_duplicate(self, obj) -> bool:
+        return bool(self.context.get("duplicate", False))
+
+
 class ImageUpdateSerializer(StrictModelSerializer):
     class Meta:
         model = Image
@@ -209,6 +223,8 @@ class AlbumSerializer(StrictModelSerializer):
 
 
 class ThumbnailJobSerializer(JobSerializer):
+    detail_url_name = "thumbnail-job-detail"
+
     class Meta(JobSerializer.Meta):
         model = ThumbnailJob
         fields = [*JobSerializer.Meta.fields, "image_ids", "rebuilt_count", "failed_count", "failures"]

@@ -7,11 +7,11 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Count
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from albums import image_files, services
@@ -21,6 +21,7 @@ from albums.api.serializers import (
     BulkImageFlagsSerializer,
     ImageSerializer,
     ImageUpdateSerializer,
+    ImageUploadResultSerializer,
     ImageUploadSerializer,
     ThumbnailJobSerializer,
     ThumbnailRebuildSerializer,
@@ -28,8 +29,10 @@ from albums.api.serializers import (
 from albums.models import Album, Image, ThumbnailJob, visible_images_q
 from imagineer.core import jobs
 from imagineer.core.errors import NotFoundError
+from imagineer.core.parsers import FileUploadParsersMixin
 from imagineer.core.permissions import IsAdmin
 from imagineer.core.ratelimits import enforce_rate_limit
+from imagineer.core.responses import accepted, accepted_schema
 from imagineer.core.serializers import ImageIdsSerializer
 
 CACHE_PRIVATE = "private, no-store"
@@ -57,12 +60,14 @@ def _stream(image: Image, name: str, content_type: str, download_name: str) -> F
     return response
 
 
-class ImageViewSet(viewsets.ModelViewSet):
-    """Images. Anonymous and non-admin users see only public, non-NSFW images; admins see all."""
+class ImageViewSet(FileUploadParsersMixin, viewsets.ModelViewSet):
+    """Images. Anonymous and non-admin users see only public, non-NSFW images; admins see all.
+
+    The upload (create) takes multipart/form-data only; every other write JSON only.
+    """
 
     filterset_class = ImageFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         return Image.objects.visible_to(self.request.user)
@@ -76,7 +81,10 @@ class ImageViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         request={"multipart/form-data": ImageUploadSerializer},
-        responses={201: ImageSerializer, 200: OpenApiResponse(ImageSerializer, "Identical file already stored")},
+        responses={
+            201: ImageUploadResultSerializer,
+            200: OpenApiResponse(ImageUploadResultSerializer, "Identical file already stored"),
+        },
     )
     def create(self, request, *args, **kwargs):
         """Upload one image (admin). 201 when stored; 200 with the existing image when identical bytes are already stored."""
@@ -94,10 +102,9 @@ class ImageViewSet(viewsets.ModelViewSet):
         data = serializer.validated_data
         upload = data.pop("file")
         image, created = services.store_image(upload, original_filename=upload.name or "", user=request.user, **data)
-        body = ImageSerializer(image, context=self.get_serializer_context()).data
-        return Response(
-            {**body, "duplicate": not created}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        context = {**self.get_serializer_context(), "duplicate": not created}
+        body = ImageUploadResultSerializer(image, context=context).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(responses=ImageSerializer)
     def partial_update(self, request, *args, **kwargs):
@@ -110,7 +117,7 @@ class ImageViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         services.delete_image(instance)
 
-    @extend_schema(responses={(200, "image/*"): OpenApiResponse(description="The image bytes")})
+    @extend_schema(responses={(200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image bytes")})
     @action(detail=True, methods=["get"], url_path="file", url_name="file")
     def file(self, request, pk=None):
         image = self.get_object()
@@ -122,7 +129,7 @@ class ImageViewSet(viewsets.ModelViewSet):
             f"image-{image.pk}.{ext}",
         )
 
-    @extend_schema(responses={(200, "image/webp"): OpenApiResponse(description="WebP thumbnail")})
+    @extend_schema(responses={(200, "image/webp"): OpenApiResponse(OpenApiTypes.BINARY, description="WebP thumbnail")})
     @action(detail=True, methods=["get"], url_path="thumbnail", url_name="thumbnail")
     def thumbnail(self, request, pk=None):
         image = self.get_object()
@@ -145,7 +152,7 @@ class ImageViewSet(viewsets.ModelViewSet):
         )
         return Response({"updated": updated})
 
-    @extend_schema(request=ThumbnailRebuildSerializer, responses={202: ThumbnailJobSerializer})
+    @accepted_schema(ThumbnailJobSerializer, request=ThumbnailRebuildSerializer)
     @action(detail=False, methods=["post"], url_path="rebuild-thumbnails", permission_classes=[IsAdmin])
     def rebuild_thumbnails(self, request):
         """Queue a job that rebuilds thumbnails for image_ids or for every image of an album (admin)."""
@@ -154,9 +161,17 @@ class ImageViewSet(viewsets.ModelViewSet):
         data = serializer.validated_data
         ids = data.get("image_ids") or list(data["album"].album_images.values_list("image_id", flat=True))
         job = services.start_thumbnail_rebuild(ids, user=request.user)
-        return Response(ThumbnailJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(job, ThumbnailJobSerializer, request)
 
 
+@extend_schema_view(
+    destroy=extend_schema(
+        responses={
+            204: None,
+            409: OpenApiResponse(description="album_in_use: a set template that set runs were made from."),
+        }
+    )
+)
 class AlbumViewSet(viewsets.ModelViewSet):
     """Albums. Non-admins see public albums, and inside them only images they may see."""
 

@@ -183,6 +183,7 @@ class GeneratedImageSerializer(serializers.Serializer):
 
 
 class GenerationJobSerializer(JobSerializer):
+    detail_url_name = "generation-job-detail"
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     images = GeneratedImageSerializer(many=True, read_only=True)
     image_ids = serializers.PrimaryKeyRelatedField(source="images", many=True, read_only=True)
@@ -222,6 +223,7 @@ class GenerationJobSerializer(JobSerializer):
 
 
 class SetRunSerializer(JobSerializer):
+    detail_url_name = "set-run-detail"
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     parameters = serializers.SerializerMethodField()
 

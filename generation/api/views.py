@@ -4,7 +4,6 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -22,8 +21,10 @@ from generation.api.serializers import (
 )
 from generation.models import DiffusionModel, GenerationJob, Lora, SetRun
 from imagineer.core import jobs
+from imagineer.core.parsers import FileUploadParsersMixin
 from imagineer.core.permissions import IsAdmin, is_admin
 from imagineer.core.ratelimits import enforce_rate_limit
+from imagineer.core.responses import accepted, accepted_schema
 
 
 class DiffusionModelViewSet(viewsets.ReadOnlyModelViewSet):
@@ -32,15 +33,13 @@ class DiffusionModelViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = DiffusionModelSerializer
     queryset = DiffusionModel.objects.filter(enabled=True)
     lookup_field = "name"
-    pagination_class = None
 
 
-class LoraViewSet(viewsets.ModelViewSet):
-    """The LoRA registry: anyone can list; admins upload (.safetensors only), edit and delete."""
+class LoraViewSet(FileUploadParsersMixin, viewsets.ModelViewSet):
+    """The LoRA registry: anyone can list; admins upload (.safetensors only, multipart), edit (JSON) and delete."""
 
     serializer_class = LoraSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    parser_classes = [JSONParser, MultiPartParser]
 
     def get_queryset(self):
         query = Lora.objects.all()
@@ -93,7 +92,7 @@ class GenerationJobViewSet(
     def get_serializer_class(self):
         return GenerationJobCreateSerializer if self.action == "create" else GenerationJobSerializer
 
-    @extend_schema(request=GenerationJobCreateSerializer, responses={202: GenerationJobSerializer})
+    @accepted_schema(GenerationJobSerializer, request=GenerationJobCreateSerializer)
     def create(self, request, *args, **kwargs):
         """Queue a job (202). Limited to IMAGINEER_GENERATION_RATE per user."""
         enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
@@ -103,7 +102,7 @@ class GenerationJobViewSet(
         job = services.start_generation_job(
             user=request.user, model=data.pop("model", None) or registry.default_model(), **data
         )
-        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=202)
+        return accepted(job, GenerationJobSerializer, request)
 
     @extend_schema(request=None, responses=GenerationJobSerializer)
     @action(detail=True, methods=["post"])
@@ -113,13 +112,13 @@ class GenerationJobViewSet(
         job = self.get_object()  # read again through the queryset: cancel_job's refresh drops the filtered images
         return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses={202: GenerationJobSerializer})
+    @accepted_schema(GenerationJobSerializer)
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         """Queue a new job with exactly the same parameters, seed included."""
         enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
         job = services.rerun_generation_job(self.get_object(), user=request.user)
-        return Response(GenerationJobSerializer(job, context=self.get_serializer_context()).data, status=202)
+        return accepted(job, GenerationJobSerializer, request)
 
 
 class SetRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -149,11 +148,8 @@ class SetTemplateViewSet(viewsets.GenericViewSet):
     serializer_class = SetRunCreateSerializer
     permission_classes = [IsAdmin]
 
-    @extend_schema(
-        operation_id="albums_generate_create",
-        tags=["albums"],
-        request=SetRunCreateSerializer,
-        responses={202: SetRunSerializer},
+    @accepted_schema(
+        SetRunSerializer, request=SetRunCreateSerializer, operation_id="albums_generate_create", tags=["albums"]
     )
     @action(detail=True, methods=["post"])
     def generate(self, request, pk=None):
@@ -171,4 +167,4 @@ class SetTemplateViewSet(viewsets.GenericViewSet):
             batch_size=data.pop("batch_size", None),
             overrides=data,
         )
-        return Response(SetRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(run, SetRunSerializer, request)

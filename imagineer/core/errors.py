@@ -136,6 +136,17 @@ def _plain(detail: Any) -> Any:
     return str(detail)
 
 
+def _unsupported_media_type(request) -> tuple[str, dict[str, Any]]:
+    """415: name the content type sent and the one this operation takes (imagineer/core/parsers.py)."""
+    accepted = [parser.media_type for parser in getattr(request, "parsers", None) or []]
+    sent = (getattr(request, "content_type", "") or "").split(";")[0].strip()[:100] or "none"
+    takes = " or ".join(accepted) or "no body"
+    message = f'Unsupported media type "{sent}": this operation takes {takes}.'
+    if accepted == ["application/json"]:
+        message += " Only file uploads are sent as multipart/form-data."
+    return message, {"accepted": accepted}
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF EXCEPTION_HANDLER: map every exception to the envelope."""
     headers: dict[str, str] = {}
@@ -157,7 +168,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body("request_too_large", message), status=413)
     elif isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-        message = f"The request has more than {limit:,} form fields; send long lists as JSON."
+        message = f"The request has more than {limit:,} form fields; an upload is a file and a few fields."
         if isinstance(exc, TooManyFilesSent):
             message = f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files."
         return Response(error_body("malformed_request", message), status=400)
@@ -167,6 +178,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             message = "Invalid input: " + _first_validation_message(exc.detail)
             fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
             details = {"fields": _plain(fields)}
+        elif isinstance(exc, drf_exceptions.UnsupportedMediaType):
+            message, details = _unsupported_media_type(context.get("request"))
+        elif isinstance(exc, drf_exceptions.NotAcceptable) and exc.available_renderers:
+            message = str(exc.detail)
+            details = {"available": list(dict.fromkeys(r.media_type for r in exc.available_renderers))}
         else:
             message = str(exc.detail)
             details = {}

@@ -1,5 +1,11 @@
+from typing import ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from imagineer.core.models import AbstractJob
 from imagineer.core.permissions import is_admin
@@ -79,9 +85,29 @@ class AdminEnrichedSchema(OpenApiSerializerExtension):
         return schema
 
 
-class JobSerializer(serializers.ModelSerializer):
-    """The fields every job kind exposes; concrete job serializers extend Meta.fields."""
+@extend_schema_field(OpenApiTypes.URI)
+class DetailUrlField(serializers.Field):
+    """The object's own API URL, from its serializer's `detail_url_name` (absolute given a request)."""
 
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, instance) -> str:
+        url_name = getattr(self.parent, "detail_url_name", None)
+        if not url_name:
+            raise ImproperlyConfigured(f"{type(self.parent).__name__} needs detail_url_name (its detail route).")
+        return reverse(url_name, kwargs={"pk": instance.pk}, request=self.context.get("request"))
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """The fields every job kind exposes; concrete job serializers extend Meta.fields.
+
+    Each names its detail route in `detail_url_name`, so every job answers its own `url`: the
+    `Location` of the 202 that started it (imagineer.core.responses.accepted), and what to poll.
+    """
+
+    detail_url_name: ClassVar[str] = ""
+    url = DetailUrlField(help_text="This job's own URL: poll it to follow the job.")
     progress = serializers.FloatField(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
 
@@ -89,6 +115,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = AbstractJob
         fields = [
             "id",
+            "url",
             "status",
             "progress",
             "progress_current",

@@ -61,6 +61,8 @@ class LabelingStartSerializer(StrictSerializer):
 
 
 class LabelingRunSerializer(JobSerializer):
+    detail_url_name = "labeling-run-detail"
+
     class Meta(JobSerializer.Meta):
         model = LabelingRun
         fields = [

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from albums.models import Album, Image
 from imagineer.core import jobs
 from imagineer.core.permissions import IsAdmin
+from imagineer.core.responses import accepted, accepted_schema
 from labeling import analytics, services
 from labeling.api.serializers import (
     AlbumLabelingAnalyticsSerializer,
@@ -38,13 +39,16 @@ from labeling.api.serializers import (
 )
 from labeling.models import Label, LabelingRun
 
+DUPLICATE_LABEL = OpenApiResponse(
+    description="duplicate_label: the image has this (type, text) already (details.label_id)."
+)
+
 
 class ImageLabelViewSet(viewsets.ModelViewSet):
     """An image's labels: anyone who may see the image reads them; admins write."""
 
     serializer_class = LabelSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-    pagination_class = None  # an image has tens of labels, not thousands
 
     def _image(self) -> Image:
         if not hasattr(self, "_cached_image"):
@@ -57,7 +61,7 @@ class ImageLabelViewSet(viewsets.ModelViewSet):
             return Label.objects.none()
         return self._image().labels.select_related("created_by").order_by("label_type", "id")
 
-    @extend_schema(request=LabelWriteSerializer, responses={201: LabelSerializer})
+    @extend_schema(request=LabelWriteSerializer, responses={201: LabelSerializer, 409: DUPLICATE_LABEL})
     def create(self, request, *args, **kwargs):
         """Add a person's label (admin): label_type manual (default), caption or tag."""
         serializer = LabelWriteSerializer(data=request.data)
@@ -65,7 +69,7 @@ class ImageLabelViewSet(viewsets.ModelViewSet):
         label = services.create_manual_label(self._image(), user=request.user, **serializer.validated_data)
         return Response(self.get_serializer(label).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=LabelWriteSerializer, responses=LabelSerializer)
+    @extend_schema(request=LabelWriteSerializer, responses={200: LabelSerializer, 409: DUPLICATE_LABEL})
     def partial_update(self, request, *args, **kwargs):
         """Edit a label (admin). An edited machine label becomes a manual one."""
         label = self.get_object()
@@ -79,13 +83,13 @@ def _start_run(request, **target) -> Response:
     serializer = LabelingStartSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     run = services.start_labeling_run(user=request.user, **target, **serializer.validated_data)
-    return Response(LabelingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+    return accepted(run, LabelingRunSerializer, request)
 
 
 class AlbumLabelView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=LabelingStartSerializer, responses={202: LabelingRunSerializer})
+    @accepted_schema(LabelingRunSerializer, request=LabelingStartSerializer)
     def post(self, request, album_pk: int):
         """Label the album's images (admin) → 202 with the run; follow it at /api/labeling/runs/{id}/."""
         return _start_run(request, album=get_object_or_404(Album.objects.all(), pk=album_pk))
@@ -94,7 +98,7 @@ class AlbumLabelView(APIView):
 class ImageLabelRunView(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=LabelingStartSerializer, responses={202: LabelingRunSerializer})
+    @accepted_schema(LabelingRunSerializer, request=LabelingStartSerializer)
     def post(self, request, image_pk: int):
         """Label one image (admin) → 202 with the run."""
         return _start_run(request, image_ids=[get_object_or_404(Image.objects.all(), pk=image_pk).pk])
@@ -114,11 +118,11 @@ class LabelingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         """Cancel: a queued run at once, a running one after the image it is on."""
         return Response(self.get_serializer(jobs.cancel_job(self.get_object())).data)
 
-    @extend_schema(request=None, responses={202: LabelingRunSerializer})
+    @accepted_schema(LabelingRunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled run again (its images, counters reset)."""
-        return Response(self.get_serializer(jobs.retry_job(self.get_object())).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(jobs.retry_job(self.get_object()), LabelingRunSerializer, request)
 
 
 # --- label analytics ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ def pixels(output, index: int = 0) -> np.ndarray:
 
 
 def test_tiny_model_is_listed(tiny_model, api_client):
-    models = api_client.get("/api/generation/models/").json()
+    models = api_client.get("/api/generation/models/").json()["results"]
     tiny = next(m for m in models if m["name"] == "tiny-sd")
     assert tiny["family"] == "sd1" and tiny["source_type"] == "diffusers_dir" and tiny["hub_id"] is None
     assert tiny["is_default"] is True

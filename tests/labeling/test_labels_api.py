@@ -113,7 +113,7 @@ def test_reads_follow_the_images_visibility(api_client, user_client_api, admin_c
     for image in (public, nsfw, private):
         Label.objects.create(image=image, text="lake", label_type=LabelType.TAG, created_by=None)
     listed = api_client.get(url(public))
-    assert listed.status_code == 200 and [row["text"] for row in listed.json()] == ["lake"]
+    assert listed.status_code == 200 and [row["text"] for row in listed.json()["results"]] == ["lake"]
     for client in (api_client, user_client_api):
         for hidden in (nsfw, private):
             assert_envelope(client.get(url(hidden)), 404)
@@ -133,4 +133,4 @@ def test_non_admins_cannot_write(api_client, user_client_api):
 def test_public_readers_do_not_see_who_wrote_a_label(api_client, admin_user):
     image = make_image()
     Label.objects.create(image=image, text="lake", label_type=LabelType.TAG, created_by=admin_user)
-    assert api_client.get(url(image)).json()[0]["created_by"] is None
+    assert api_client.get(url(image)).json()["results"][0]["created_by"] is None

@@ -16,9 +16,10 @@ from rest_framework.test import APIClient
 from albums.models import AlbumImage, ThumbnailJob
 from generation.models import DiffusionModel, GenerationJob, Lora, ModelFamily, ModelSource, SetRun
 from imagineer.core.models import JobStatus
-from imagineer.ops.models import BugReport, DiskSnapshot
+from imagineer.ops.models import BugReport, DiskSnapshot, PurgeRun, RetentionPolicy, RetentionTarget
 from imagineer.ops.services.disk import snapshots
 from labeling.models import Label, LabelerName, LabelingRun, LabelType
+from legacy.models import ImportRun
 from tests.factories import AdminFactory, AlbumFactory, UserFactory, make_image
 from tests.security.helpers import Roles
 from training.models import ScrapeJob, TrainingRun
@@ -144,6 +145,9 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     ids["bug_report"] = BugReport.objects.create(
         report_id="bug_20300101_000000_matrix", description="It broke", submitted_by=admin
     ).report_id
+    policy = RetentionPolicy.objects.create(name="Matrix policy", target=RetentionTarget.BUG_REPORTS, max_age_days=30)
+    ids["purge_run"] = PurgeRun.objects.create(policy=policy, target=policy.target, max_age_days=30).pk
+    ids["import_run"] = ImportRun.objects.create(created_by=admin).pk
     DiskSnapshot.objects.create(taken_at=timezone.now(), threshold_percent=85)
     # A refresh asked for a moment ago: an admin's refresh is then folded into it (202) and no
     # snapshot task is sent to the broker, where a later test's worker would pick it up.

@@ -230,6 +230,10 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("POST", "/api/bug-reports/"): Case(admin_only(201), body={"description": "It broke again"}),
     ("GET", "/api/bug-reports/{report_id}/"): Case(admin_only(), {"report_id": "bug_report"}),
     ("PATCH", "/api/bug-reports/{report_id}/"): Case(admin_only(), {"report_id": "bug_report"}, {"status": "triaged"}),
+    ("GET", "/api/admin/purge-runs/"): Case(admin_only()),
+    ("GET", "/api/admin/purge-runs/{id}/"): Case(admin_only(), {"id": "purge_run"}),
+    ("GET", "/api/admin/import-runs/"): Case(admin_only()),
+    ("GET", "/api/admin/import-runs/{id}/"): Case(admin_only(), {"id": "import_run"}),
 }
 
 

@@ -202,7 +202,7 @@ def check_image_paths(client, world: World, reader: str) -> list[str]:
             ):
                 wrong.append(f"/api/images/{image.pk}/{suffix}: {response.status_code} {response.get('Cache-Control')}")
         status, body = get(client, f"/api/images/{image.pk}/labels/")
-        texts = sorted((label["label_type"], label["text"]) for label in body) if status == 200 else None
+        texts = sorted((label["label_type"], label["text"]) for label in body["results"]) if status == 200 else None
         if (status, texts) != (expected, sorted(world.labels[image.pk]) if expected == 200 else None):
             wrong.append(f"/api/images/{image.pk}/labels/: {status} {texts}, expected {expected}")
     if reader != "anon":

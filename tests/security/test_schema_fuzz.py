@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import pytest
 import schemathesis
 from django.core import signals
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -50,9 +51,11 @@ from albums import services as albums
 from albums.models import Album
 from generation import services as generation
 from generation.models import DiffusionModel, Lora
+from imagineer.ops.models import PurgeRun, RetentionPolicy, RetentionTarget
 from imagineer.ops.services.bug_reports import submit_bug_report
 from labeling import services as labeling
 from labeling.models import Label, LabelType
+from legacy.models import ImportRun
 from tests.assertions import assert_envelope
 from tests.factories import AdminFactory, AlbumFactory, make_image
 from training.models import TrainingRun
@@ -81,6 +84,8 @@ SEEDED_KIND = {
     "/api/training/runs/{id}": "training_run",
     "/api/training/scrapes/{id}": "scrape_job",
     "/api/bug-reports/{report_id}": "bug_report",
+    "/api/admin/purge-runs/{id}": "purge_run",
+    "/api/admin/import-runs/{id}": "import_run",
 }
 
 
@@ -159,6 +164,7 @@ def seeded(db) -> Seeded:
     # Rows only: no run trains (too few captions for the service's checks, and no worker).
     training_run = TrainingRun.objects.create(name="fuzz run", model=model, created_by=admin)
     training_run.albums.set([public_album])
+    policy = RetentionPolicy.objects.create(name="Fuzz policy", target=RetentionTarget.BUG_REPORTS, max_age_days=30)
     return Seeded(
         token=Token.objects.create(user=admin).key,
         ids={
@@ -174,6 +180,8 @@ def seeded(db) -> Seeded:
             "training_run": [training_run.pk],
             "scrape_job": [scraping.start_scrape_job(url="http://127.0.0.1:9/", user=admin).pk],
             "bug_report": [submit_bug_report(admin, {"description": "seeded"}, request_id="fuzz").report_id],
+            "purge_run": [PurgeRun.objects.create(policy=policy, target=policy.target, max_age_days=30).pk],
+            "import_run": [ImportRun.objects.create(created_by=admin).pk],
         },
     )
 
@@ -307,10 +315,9 @@ def test_deleting_a_template_that_set_runs_were_made_from_is_a_conflict(admin_cl
 
 
 def test_too_many_form_fields_is_a_client_error(admin_client_api):
-    body = "&".join(f"image_ids={n}" for n in range(1, 1200))
-    response = admin_client_api.post(
-        "/api/images/rebuild-thumbnails/", body, content_type="application/x-www-form-urlencoded"
-    )
+    """Only uploads parse form fields (multipart); every other body is JSON."""
+    fields = {"file": SimpleUploadedFile("a.png", b"x"), "extra": [str(n) for n in range(1200)]}
+    response = admin_client_api.post("/api/images/", fields, format="multipart")
     assert "fields" in assert_envelope(response, 400, "malformed_request")["message"]
 
 

@@ -1,7 +1,8 @@
 """Operations API (included under /api/): runtime config and disk stats (admin), bug reports.
 
 /api/admin/config, /api/admin/config/cache, /api/admin/config/reload, /api/admin/disk-stats,
-/api/admin/disk-stats/refresh and /api/bug-reports[/<report_id>] (trailing slash optional).
+/api/admin/disk-stats/refresh, /api/admin/purge-runs[/<id>] and /api/bug-reports[/<report_id>]
+(trailing slash optional).
 """
 
 from django.urls import re_path
@@ -9,9 +10,11 @@ from django.urls import re_path
 from imagineer.core.routers import ApiRouter
 from imagineer.ops.api.views import config, disk
 from imagineer.ops.api.views.bug_reports import BugReportViewSet
+from imagineer.ops.api.views.retention import PurgeRunViewSet
 
 router = ApiRouter()
 router.register("bug-reports", BugReportViewSet, basename="bug-report")
+router.register("admin/purge-runs", PurgeRunViewSet, basename="purge-run")
 
 urlpatterns = [
     re_path(r"^admin/config/?$", config.ConfigView.as_view(), name="admin-config"),

@@ -31,7 +31,7 @@ def test_create_queues_a_job_with_the_defaults_and_its_overrides(admin_client_ap
     )
     assert response.status_code == 202, response.content
     body = response.json()
-    assert (body["status"], body["url"], body["name"]) == (
+    assert (body["status"], body["start_url"], body["name"]) == (
         "queued",
         "http://127.0.0.1:8000/gallery",
         "Scrape of 127.0.0.1",

@@ -15,6 +15,7 @@ from training.services import runs
 
 PUBLIC_FIELDS = (
     "id",
+    "url",
     "name",
     "status",
     "progress",
@@ -38,6 +39,7 @@ class TrainingRunSerializer(AdminEnrichedMixin, JobSerializer):
     """A run. Non-admins get PUBLIC_FIELDS only, and only those are computed (no album or
     checkpoint queries for rows they never see)."""
 
+    detail_url_name = "training-run-detail"
     model = serializers.SlugRelatedField(slug_field="name", read_only=True)
     model_family = serializers.CharField(source="model.family", read_only=True)
     lora_name = serializers.SerializerMethodField(help_text="The resulting LoRA's name, once registered and enabled.")

@@ -48,7 +48,8 @@ class ScrapeJobCreateSerializer(StrictSerializer):
 
 
 class ScrapeJobSerializer(JobSerializer):
-    url = serializers.CharField(source="start_url", read_only=True)
+    detail_url_name = "scrape-job-detail"
+    start_url = serializers.CharField(read_only=True, help_text="Where the crawl started (the request's `url`).")
     album_name = serializers.CharField(source="album.name", read_only=True, allow_null=True, default=None)
 
     class Meta(JobSerializer.Meta):
@@ -56,7 +57,7 @@ class ScrapeJobSerializer(JobSerializer):
         fields = [
             *JobSerializer.Meta.fields,
             "name",
-            "url",
+            "start_url",
             "config",
             "overrides",
             "album",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from imagineer.core import jobs
 from imagineer.core.permissions import IsAdmin, is_admin
 from imagineer.core.ratelimits import enforce_rate_limit
+from imagineer.core.responses import accepted, accepted_schema
 from training import logs
 from training.api.serializers.runs import TrainingLogSerializer, TrainingRunCreateSerializer, TrainingRunSerializer
 from training.models import TrainingRun
@@ -41,14 +42,14 @@ class TrainingRunViewSet(
             return query
         return query.prefetch_related("albums", "checkpoints")
 
-    @extend_schema(request=TrainingRunCreateSerializer, responses={202: TrainingRunSerializer})
+    @accepted_schema(TrainingRunSerializer, request=TrainingRunCreateSerializer)
     def create(self, request, *args, **kwargs):
         """Start a run (admin, 202). Refused with 400 for too few captions, 429 when busy or over the rate."""
         serializer = TrainingRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         enforce_rate_limit(request, group="training.start", rate=settings.IMAGINEER_TRAINING_START_RATE)
         run = runs.start_training_run(user=request.user, **serializer.validated_data)
-        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(run, TrainingRunSerializer, request)
 
     @extend_schema(request=None, responses=TrainingRunSerializer)
     @action(detail=True, methods=["post"])
@@ -57,14 +58,14 @@ class TrainingRunViewSet(
         run = jobs.cancel_job(self.get_object())
         return Response(self.get_serializer(run).data)
 
-    @extend_schema(request=None, responses={202: TrainingRunSerializer})
+    @accepted_schema(TrainingRunSerializer)
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled run again, with the same parameters (same limits as a start)."""
         run = self.get_object()
         enforce_rate_limit(request, group="training.start", rate=settings.IMAGINEER_TRAINING_START_RATE)
         run = runs.retry_training_run(run)
-        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(run, TrainingRunSerializer, request)
 
     @extend_schema(
         parameters=[OpenApiParameter("offset", int, description="Byte offset: 0, then the last next_offset.")],
