@@ -148,6 +148,35 @@ def test_a_run_started_outside_the_api_is_followed_there(make, route, admin_clie
     assert followed.status_code == 200 and followed.json()["id"] == run.pk
 
 
+@pytest.mark.parametrize(
+    ("make", "route"),
+    [(_purge_run, "admin/purge-runs"), (lambda: ImportRun.objects.create(), "admin/import-runs")],
+    ids=["purge run", "import run"],
+)
+def test_a_retried_run_started_outside_the_api_is_followed_at_its_location(
+    make, route, admin_client_api, django_capture_on_commit_callbacks
+):
+    run = make()
+    type(run).objects.filter(pk=run.pk).update(status=JobStatus.FAILED, error_message="It died.")
+    with django_capture_on_commit_callbacks(execute=False):  # the message itself is not the point here
+        response = admin_client_api.post(f"/api/{route}/{run.pk}/retry/")
+    assert response.status_code == 202, response.content
+    location = response["Location"]
+    assert location == response.json()["url"] == f"http://testserver/api/{route}/{run.pk}"
+    followed = admin_client_api.get(location)
+    assert followed.status_code == 200 and followed.json()["id"] == run.pk
+    assert followed.json()["status"] == JobStatus.QUEUED and followed.json()["error_message"] == ""
+
+
+def test_retrying_a_run_that_did_not_fail_is_a_409_and_changes_nothing(admin_client_api):
+    run = _purge_run()  # queued
+    response = admin_client_api.post(f"/api/admin/purge-runs/{run.pk}/retry/")
+    assert_envelope(response, 409, "job_not_retryable")
+    assert not response.has_header("Location")
+    run.refresh_from_db()
+    assert run.status == JobStatus.QUEUED and run.attempts == 0
+
+
 def test_a_refused_start_names_no_location(world, user_client_api):
     response = user_client_api.post("/api/generation/jobs/", {"prompt": ""}, format="json")
     error = assert_envelope(response, 400, "validation_error")

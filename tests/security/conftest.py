@@ -148,6 +148,10 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     policy = RetentionPolicy.objects.create(name="Matrix policy", target=RetentionTarget.BUG_REPORTS, max_age_days=30)
     ids["purge_run"] = PurgeRun.objects.create(policy=policy, target=policy.target, max_age_days=30).pk
     ids["import_run"] = ImportRun.objects.create(created_by=admin).pk
+    ids["purge_run_failed"] = PurgeRun.objects.create(
+        policy=policy, target=policy.target, max_age_days=30, status=JobStatus.FAILED
+    ).pk
+    ids["import_run_failed"] = ImportRun.objects.create(created_by=admin, status=JobStatus.FAILED).pk
     DiskSnapshot.objects.create(taken_at=timezone.now(), threshold_percent=85)
     # A refresh asked for a moment ago: an admin's refresh is then folded into it (202) and no
     # snapshot task is sent to the broker, where a later test's worker would pick it up.

@@ -234,6 +234,10 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/admin/purge-runs/{id}/"): Case(admin_only(), {"id": "purge_run"}),
     ("GET", "/api/admin/import-runs/"): Case(admin_only()),
     ("GET", "/api/admin/import-runs/{id}/"): Case(admin_only(), {"id": "import_run"}),
+    ("POST", "/api/admin/purge-runs/{id}/cancel/"): Case(admin_only(), {"id": "purge_run"}),
+    ("POST", "/api/admin/purge-runs/{id}/retry/"): Case(admin_only(202), {"id": "purge_run_failed"}),
+    ("POST", "/api/admin/import-runs/{id}/cancel/"): Case(admin_only(), {"id": "import_run"}),
+    ("POST", "/api/admin/import-runs/{id}/retry/"): Case(admin_only(202), {"id": "import_run_failed"}),
 }
 
 
