@@ -328,6 +328,7 @@ REST_FRAMEWORK = {
     # One request content type per operation (a generated client gets one body type): JSON, and
     # multipart/form-data only on the actions that take a file (imagineer/core/parsers.py).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_METADATA_CLASS": "imagineer.core.parsers.UploadAwareMetadata",  # OPTIONS names multipart there
     # An unknown ?format= or an Accept header no renderer meets: 406 naming what would do.
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "imagineer.core.negotiation.ContentNegotiation",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 
 
@@ -33,3 +34,18 @@ class FileUploadParsersMixin:
         if action in self.upload_actions:
             return [MultiPartParser()]
         return [JSONParser()]
+
+
+class UploadAwareMetadata(SimpleMetadata):
+    """OPTIONS names what the route's POST really parses: `multipart/form-data` on an upload route.
+
+    DRF's metadata reads the view's `parser_classes` (JSON on every view), which would tell a client
+    to send JSON where the upload takes multipart only, and earn it a 415.
+    """
+
+    def determine_metadata(self, request, view) -> dict:
+        metadata = super().determine_metadata(request, view)
+        post_action = (getattr(view, "action_map", None) or {}).get("post")
+        if post_action is not None and post_action in getattr(view, "upload_actions", ()):
+            metadata["parses"] = [MultiPartParser.media_type]
+        return metadata

@@ -265,3 +265,18 @@ def test_schema_and_docs_pages_still_answer(api_client, url, accept, content_typ
     response = api_client.get(url, **({"HTTP_ACCEPT": accept} if accept else {}))
     assert response.status_code == 200
     assert response["Content-Type"].startswith(content_type)
+
+
+@pytest.mark.parametrize(
+    ("path", "parses"),
+    [
+        ("/api/images/", ["multipart/form-data"]),
+        ("/api/generation/loras/", ["multipart/form-data"]),
+        ("/api/albums/", ["application/json"]),
+        ("/api/generation/jobs/", ["application/json"]),
+    ],
+)
+def test_options_names_the_content_type_the_routes_post_takes(path, parses, admin_client_api):
+    response = admin_client_api.options(path)
+    assert response.status_code == 200, response.content
+    assert response.json()["parses"] == parses
