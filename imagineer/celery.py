@@ -14,6 +14,9 @@ from kombu import Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imagineer.settings")
 
 QUEUES = ("default", "generation", "training", "scraping", "labeling", "maintenance")
+# Queues whose jobs run a diffusion pipeline on the GPU: a worker of their own, one pool process
+# (one GPU runs one pipeline; a second process would hold a second copy of the model).
+GPU_QUEUES = ("generation", "training")
 
 # Every task by its exact name → its queue. A task missing here goes to `default`, and a test
 # (tests/core/test_celery_config.py) fails for any registered task this table does not name, so
@@ -27,6 +30,7 @@ TASK_QUEUES = {
     "labeling.tasks.run_labeling_run": "labeling",
     "legacy.tasks.run_import": "maintenance",
     "imagineer.core.tasks.reap_stale_jobs": "maintenance",
+    "imagineer.core.tasks.resend_lost_jobs": "maintenance",
     "imagineer.ops.tasks.run_purge": "maintenance",
     "imagineer.ops.tasks.run_retention_policy": "maintenance",
     "imagineer.ops.tasks.take_disk_snapshot": "maintenance",
@@ -53,14 +57,7 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
-    beat_schedule={
-        # Expires: when no maintenance worker runs, beat must not pile up a reaper message a minute.
-        "reap-stale-jobs": {
-            "task": "imagineer.core.tasks.reap_stale_jobs",
-            "schedule": 60.0,
-            "options": {"expires": 55},
-        },
-    },
+    # beat_schedule: CELERY_BEAT_SCHEDULE in settings (its interval is a setting).
 )
 
 
@@ -104,6 +101,28 @@ def _refuse_unsafe_production(**kwargs) -> None:
 
         print(exc, file=sys.stderr)
         raise SystemExit(1) from exc
+
+
+@signals.worker_ready.connect
+def _start_worker_report(sender=None, **kwargs) -> None:
+    """The worker reports what it holds from now on (imagineer.core.workers; the job sweep reads it)."""
+    from imagineer.core import workers
+
+    workers.start_reporting(sender)
+
+
+@signals.task_received.connect
+def _report_received_message(**kwargs) -> None:
+    from imagineer.core import workers
+
+    workers.message_received()
+
+
+@signals.worker_shutdown.connect
+def _stop_worker_report(**kwargs) -> None:
+    from imagineer.core import workers
+
+    workers.stop_reporting()
 
 
 @signals.before_task_publish.connect

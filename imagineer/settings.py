@@ -409,6 +409,27 @@ CELERY_QUEUE_TIME_LIMITS = {
 # Jobs whose heartbeat is older than this are reaped (marked failed) by the beat task.
 IMAGINEER_JOB_HEARTBEAT_SECONDS = env.int("IMAGINEER_JOB_HEARTBEAT_SECONDS", default=15)
 IMAGINEER_JOB_STALE_AFTER_SECONDS = env.int("IMAGINEER_JOB_STALE_AFTER_SECONDS", default=300)
+# Queued jobs whose message no live worker holds (docs/JOBS.md "Lost messages"): every
+# IMAGINEER_JOB_SWEEP_SECONDS beat runs the sweep (and the reaper); a job sent at least
+# IMAGINEER_JOB_RESEND_AFTER_SECONDS ago that the sweep finds lost is sent again, at most
+# IMAGINEER_JOB_MAX_RESENDS times, and then failed with the reason.
+IMAGINEER_JOB_SWEEP_SECONDS = env.float("IMAGINEER_JOB_SWEEP_SECONDS", default=60.0)
+IMAGINEER_JOB_RESEND_AFTER_SECONDS = env.float("IMAGINEER_JOB_RESEND_AFTER_SECONDS", default=180.0)
+IMAGINEER_JOB_MAX_RESENDS = env.int("IMAGINEER_JOB_MAX_RESENDS", default=3)
+# Every worker reports what it holds this often (imagineer/core/workers.py); a worker silent for
+# IMAGINEER_WORKER_STALE_AFTER_SECONDS is dead, and the job messages it held are lost.
+IMAGINEER_WORKER_HEARTBEAT_SECONDS = env.float("IMAGINEER_WORKER_HEARTBEAT_SECONDS", default=10.0)
+IMAGINEER_WORKER_STALE_AFTER_SECONDS = env.float("IMAGINEER_WORKER_STALE_AFTER_SECONDS", default=45.0)
+# Beat's own entries (policies' schedules are rows of django-celery-beat). Expires: when no
+# maintenance worker runs, beat must not pile up a message per interval.
+CELERY_BEAT_SCHEDULE = {
+    name: {
+        "task": f"imagineer.core.tasks.{task}",
+        "schedule": IMAGINEER_JOB_SWEEP_SECONDS,
+        "options": {"expires": IMAGINEER_JOB_SWEEP_SECONDS * 0.9},
+    }
+    for name, task in (("reap-stale-jobs", "reap_stale_jobs"), ("resend-lost-jobs", "resend_lost_jobs"))
+}
 
 # --- Logging --------------------------------------------------------------------------------
 # docs/LOGGING.md. LOG_FORMAT: json (JSON lines, the production default) or console (readable).

@@ -83,3 +83,89 @@ def make_image(*, fmt: str = "PNG", album: Album | None = None, **fields):
     image, created = services.store_image(data, original_filename=f"test.{fmt.lower()}", album=album, **fields)
     assert created
     return image
+
+
+# Every job kind by its model's name (tests that go through the lifecycle for each kind).
+JOB_KINDS = [
+    "ThumbnailJob",
+    "GenerationJob",
+    "SetRun",
+    "LabelingRun",
+    "ImportRun",
+    "TrainingRun",
+    "ScrapeJob",
+    "PurgeRun",
+]
+
+
+def make_job_row(label: str):
+    """A queued row of each job kind, with the least its model requires."""
+    from albums.models import ThumbnailJob
+    from generation.models import DiffusionModel, GenerationJob, ModelSource, SetRun
+    from imagineer.ops.models import PurgeRun, RetentionPolicy
+    from labeling.models import LabelingRun
+    from legacy.models import ImportRun
+    from training.models import ScrapeJob, TrainingRun
+
+    def model() -> DiffusionModel:
+        return DiffusionModel.objects.create(name=f"m-{label}", source_type=ModelSource.HUB, source="org/m")
+
+    if label == "ThumbnailJob":
+        return ThumbnailJob.objects.create()
+    if label == "GenerationJob":
+        return GenerationJob.objects.create(
+            prompt="p", model=model(), scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1
+        )
+    if label == "SetRun":
+        template = Album.objects.create(name="Deck", slug="deck", is_set_template=True)
+        return SetRun.objects.create(template=template, album_name="Out", theme="t", model=model())
+    if label == "LabelingRun":
+        return LabelingRun.objects.create(labeler="nudenet")
+    if label == "ImportRun":
+        return ImportRun.objects.create()
+    if label == "TrainingRun":
+        return TrainingRun.objects.create(name="r", model=model(), log_file="training/logs/r.log")
+    if label == "ScrapeJob":
+        return ScrapeJob.objects.create(name="s", start_url="http://127.0.0.1:1/")
+    if label == "PurgeRun":
+        policy = RetentionPolicy.objects.create(name="p", target="bug_reports", max_age_days=30)
+        return PurgeRun.objects.create(policy=policy, target="bug_reports", max_age_days=30)
+    raise AssertionError(label)
+
+
+def make_worker_row(
+    queues: list[str],
+    *,
+    name: str | None = None,
+    held: list[str] | tuple[str, ...] = (),
+    held_task_ids: list[str] | tuple[str, ...] = (),
+    silent_for: float = 1.0,
+    stopped: bool = False,
+    free_for: float | None = None,
+    concurrency: int = 1,
+):
+    """A Celery worker's last report, as the worker writes it (imagineer/core/workers.py): seen
+    `silent_for` seconds ago (more than IMAGINEER_WORKER_STALE_AFTER_SECONDS: dead), stopped cleanly
+    or not, holding `held` job keys (their messages' `held_task_ids`), with a free pool slot for the last `free_for` seconds (None: busy)."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from imagineer.core.models import CeleryWorker
+
+    now = timezone.now()
+    seen = now - timedelta(seconds=silent_for)
+    return CeleryWorker.objects.create(
+        instance=uuid.uuid4().hex,
+        name=name or f"w-{uuid.uuid4().hex[:6]}@host",
+        pid=4321,
+        queues=queues,
+        concurrency=concurrency,
+        held_jobs=list(held),
+        held_task_ids=list(held_task_ids),
+        free_slot_since=None if free_for is None else now - timedelta(seconds=free_for),
+        started_at=seen - timedelta(hours=1),
+        last_seen_at=seen,
+        stopped_at=seen if stopped else None,
+    )

@@ -4,6 +4,7 @@ queued --claim--> running --finish--> succeeded | failed
    |                 |--cancel (requested, seen at the next progress report)--> cancelled
    '--cancel--> cancelled
 running with a stale heartbeat --reap--> failed ("worker stopped ...")
+queued, message held by no live worker --sweep--> queued (sent again) | failed after N re-sends
 
 Every transition is a conditional UPDATE (`WHERE status = <expected>`), so it happens once even
 when Celery redelivers a message (late acks) or two workers race for it. Reaped jobs are marked
@@ -19,7 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeVar
 
 import structlog
@@ -28,13 +30,15 @@ from celery.exceptions import Reject
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from imagineer.celery import queue_for_task
 from imagineer.core.errors import ConflictError, ServiceUnavailableError
 from imagineer.core.logging import get_logger
 from imagineer.core.models import FINAL_STATUSES, AbstractJob, JobStatus
 from imagineer.core.request_context import current_request_id
+from imagineer.core.workers import WorkerView, forget_gone_workers, job_key
 
 logger = get_logger(__name__)
 ABSOLUTE_PATH = re.compile(r"(?<![\w:/>])/(?:[\w.\-]+/)+[\w.\-]*")
@@ -77,9 +81,7 @@ def enqueue_job(job: AbstractJob) -> None:
 
     def send() -> None:
         try:
-            result = current_app.send_task(
-                job.task_name, args=[job.pk], headers={"imagineer_request_id": job.request_id}
-            )
+            task_id = _send_task(job)
         except Exception as exc:  # noqa: BLE001 - any broker failure: the job must not wait forever
             now = timezone.now()
             type(job).objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
@@ -94,11 +96,18 @@ def enqueue_job(job: AbstractJob) -> None:
                 code="queue_unavailable",
                 details={"job_id": job.pk},
             ) from exc
-        type(job).objects.filter(pk=job.pk).update(celery_task_id=result.id)
-        job.celery_task_id = result.id
-        logger.info("job.enqueued", job_type=job._meta.label, job_id=job.pk, task_id=result.id)
+        now = timezone.now()
+        type(job).objects.filter(pk=job.pk).update(celery_task_id=task_id, sent_at=now)
+        job.celery_task_id, job.sent_at = task_id, now
+        logger.info("job.enqueued", job_type=job._meta.label, job_id=job.pk, task_id=task_id)
 
     transaction.on_commit(send)
+
+
+def _send_task(job: AbstractJob) -> str:
+    """Put one message for the job on its queue; the message's task id."""
+    result = current_app.send_task(job.task_name, args=[job.pk], headers={"imagineer_request_id": job.request_id})
+    return result.id
 
 
 def _worker_name() -> str:
@@ -276,6 +285,7 @@ def retry_job(job: AbstractJob) -> AbstractJob:
         started_at=None,
         finished_at=None,
         heartbeat_at=None,
+        resend_count=0,
         updated_at=timezone.now(),
     )
     job.refresh_from_db()
@@ -308,6 +318,115 @@ def reap_stale_jobs(stale_after: timedelta | None = None) -> int:
     if reaped:
         logger.warning("job.reaped", count=reaped)
     return reaped
+
+
+class LostBecause(StrEnum):
+    """Why the sweep holds a queued job's message lost (the `reason` of its log lines)."""
+
+    NO_WORKER = "no_worker"  # no live worker consumes the job's queue
+    HOLDER_DIED = "holder_died"  # the worker that held the message died (its last report lists it)
+    NOT_IN_QUEUE = "not_in_queue"  # a live consumer of the queue has had a free slot all along
+
+
+def why_lost(job: AbstractJob, view: WorkerView, cutoff: datetime) -> LostBecause | None:
+    """Why the queued job's message is lost, or None while it is held or waits in the broker.
+
+    Time waited is no reason on its own: a job may wait long behind a training run. A job is lost
+    when no live worker holds it and either nobody could take it (no live consumer of its queue),
+    or the worker that held its last message died (the sweep's own new message is not that one), or
+    a live consumer with a free slot would have taken it from the broker by now (it has had that
+    free slot since before `cutoff`, and the job was sent earlier).
+    """
+    key = job_key(job.task_name, job.pk)
+    if key in view.live_held:
+        return None
+    consumers = view.consumers(queue_for_task(job.task_name))
+    if not consumers:
+        return LostBecause.NO_WORKER
+    if job.celery_task_id and job.celery_task_id in view.dead_held_task_ids:
+        return LostBecause.HOLDER_DIED
+    if any(worker.free_slot_since is not None and worker.free_slot_since <= cutoff for worker in consumers):
+        return LostBecause.NOT_IN_QUEUE
+    return None
+
+
+def resend_lost_jobs(*, now: datetime | None = None) -> tuple[int, int]:
+    """Send again the task of every queued job whose message no live worker holds; (re-sent, failed).
+
+    Runs from beat (queue `maintenance`) every IMAGINEER_JOB_SWEEP_SECONDS, for every job kind. A
+    job sent IMAGINEER_JOB_RESEND_AFTER_SECONDS ago or more (or never sent: its process died
+    between commit and send) that `why_lost` finds lost is sent again, at most
+    IMAGINEER_JOB_MAX_RESENDS times; after that it is failed with a reason an operator can act on.
+    A message that comes back later (Redis hands out a dead worker's unacknowledged messages again
+    after its visibility timeout) finds the job claimed and does nothing: the claim runs a job once.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.IMAGINEER_JOB_RESEND_AFTER_SECONDS)
+    view = WorkerView.load(now)
+    resent = failed = 0
+    for model in job_models():
+        waiting = model.objects.filter(status=JobStatus.QUEUED).filter(
+            Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, created_at__lt=cutoff)
+        )
+        fields = ("pk", "status", "resend_count", "request_id", "sent_at", "created_at", "celery_task_id")
+        for job in waiting.only(*fields):
+            reason = why_lost(job, view, cutoff)
+            if reason is None:
+                continue
+            if job.resend_count >= settings.IMAGINEER_JOB_MAX_RESENDS:
+                failed += _fail_unclaimed(job, reason)
+            else:
+                resent += _resend(job, reason)
+    forget_gone_workers(now)
+    if resent or failed:
+        logger.warning("job.sweep", resent=resent, failed=failed)
+    return resent, failed
+
+
+def _resend(job: AbstractJob, reason: LostBecause) -> int:
+    """One more message for the job; counted only if the job was still queued as the sweep saw it."""
+    task_id = _send_task(job)  # a broker that cannot be reached fails the sweep: the next one tries again
+    now = timezone.now()
+    counted = (
+        type(job)
+        .objects.filter(pk=job.pk, status=JobStatus.QUEUED, resend_count=job.resend_count)
+        .update(resend_count=F("resend_count") + 1, sent_at=now, celery_task_id=task_id, updated_at=now)
+    )
+    logger.warning(
+        "job.resent",
+        job_type=job._meta.label,
+        job_id=job.pk,
+        queue=queue_for_task(job.task_name),
+        reason=reason.value,
+        resend_count=job.resend_count + 1,
+        task_id=task_id,
+    )
+    return counted
+
+
+def _fail_unclaimed(job: AbstractJob, reason: LostBecause) -> int:
+    queue = queue_for_task(job.task_name)
+    sends = job.resend_count + 1
+    if reason is LostBecause.NO_WORKER:
+        message = (
+            f"No worker consumes queue `{queue}`: the job was sent {sends} times and no worker took it. "
+            f"Start a worker for queue `{queue}` (docs/deployment/CELERY.md), then retry the job."
+        )
+    else:
+        message = (
+            f"The job was sent {sends} times and each time its message was lost before a worker of queue "
+            f"`{queue}` started it (workers stopping or dying). Check that queue's workers (admin: Celery "
+            "workers), then retry the job."
+        )
+    now = timezone.now()
+    done = (
+        type(job)
+        .objects.filter(pk=job.pk, status=JobStatus.QUEUED, resend_count=job.resend_count)
+        .update(status=JobStatus.FAILED, finished_at=now, updated_at=now, error_message=message)
+    )
+    if done:
+        logger.error("job.unclaimed", job_type=job._meta.label, job_id=job.pk, queue=queue, reason=reason.value)
+    return done
 
 
 def fail_running_jobs(model: type[AbstractJob], reason: str, *, except_pk: int | None = None) -> int:
@@ -439,6 +558,7 @@ __all__ = [
     "job_task",
     "reap_stale_jobs",
     "record_progress",
+    "resend_lost_jobs",
     "retry_job",
     "run_job",
     "update_job",

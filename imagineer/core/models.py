@@ -47,6 +47,12 @@ class AbstractJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's task message was last sent (enqueue, retry, or the sweep sending it again), and
+    # how often the sweep sent it again because no live worker held it (imagineer.core.jobs.resend_lost_jobs).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    resend_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the task was sent again because its message was lost with a worker."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     # The Celery task (dotted name) that runs this kind of job; set by each concrete model.
@@ -77,3 +83,38 @@ class AbstractJob(models.Model):
             return None
         end = self.finished_at or self.heartbeat_at or self.started_at
         return round((end - self.started_at).total_seconds(), 3)
+
+
+class CeleryWorker(models.Model):
+    """One Celery worker process as it last reported itself (imagineer.core.workers).
+
+    Each start of a worker is a row of its own (`instance`), so a worker restarted under the same
+    node name is not mistaken for the one that died holding messages. A live worker refreshes
+    `last_seen_at` every IMAGINEER_WORKER_HEARTBEAT_SECONDS; a row not refreshed for
+    IMAGINEER_WORKER_STALE_AFTER_SECONDS (and not stopped) is a worker that died, and the jobs in its
+    `held_jobs` were lost with it.
+    """
+
+    instance = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=255, help_text="Celery node name, e.g. gpu0@host.")
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    concurrency = models.PositiveSmallIntegerField(default=1)
+    # "task name#job id" of every job message the worker holds (reserved or running), and the task
+    # ids of those messages: a job sent again after its holder died has a new task id, which tells
+    # the sweep that the message the dead worker took with it is no longer the job's last one.
+    held_jobs = models.JSONField(default=list, blank=True)
+    held_task_ids = models.JSONField(default=list, blank=True)
+    # Since when the worker has had a free pool slot without a break (null while every slot is
+    # busy): a worker with a free slot takes any message waiting in its queues at once.
+    free_slot_since = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "core_celery_worker"
+        ordering = ["name", "-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (pid {self.pid})"

@@ -7,8 +7,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from imagineer.celery import queue_for_task
 from imagineer.core.models import AbstractJob
 from imagineer.core.permissions import is_admin
+from imagineer.core.workers import LiveQueues, waits_for_worker
 
 # Context key set only while the OpenAPI schema is built: describe every field, whoever asks.
 DESCRIBING_SCHEMA = "_describing_schema"
@@ -110,6 +112,25 @@ class JobSerializer(serializers.ModelSerializer):
     url = DetailUrlField(help_text="This job's own URL: poll it to follow the job.")
     progress = serializers.FloatField(read_only=True)
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    queue = serializers.SerializerMethodField(help_text="The Celery queue this kind of job runs from.")
+    sent_at = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="When the job's task was last sent to its queue (start, retry, or sent again); null before.",
+    )
+    resend_count = serializers.IntegerField(
+        read_only=True,
+        help_text=(
+            "Times the task was sent again because no live worker held its message (a worker died, or "
+            "none consumed its queue); a retry starts it at 0."
+        ),
+    )
+    waiting_for_worker = serializers.SerializerMethodField(
+        help_text=(
+            "True while the job is queued and no live worker consumes its queue: it will not start until "
+            "a worker for `queue` runs. False otherwise."
+        )
+    )
 
     class Meta:
         model = AbstractJob
@@ -129,8 +150,26 @@ class JobSerializer(serializers.ModelSerializer):
             "finished_at",
             "heartbeat_at",
             "duration_seconds",
+            "queue",
+            "sent_at",
+            "resend_count",
+            "waiting_for_worker",
         ]
         read_only_fields = fields
+
+    def get_queue(self, job: AbstractJob) -> str:
+        return queue_for_task(job.task_name)
+
+    def get_waiting_for_worker(self, job: AbstractJob) -> bool:
+        return waits_for_worker(job, self._live_queues())
+
+    def _live_queues(self) -> LiveQueues:
+        """The queues some live worker consumes, read once per response: a page of jobs shares them
+        through its root serializer, and only reads them when one of its jobs is queued."""
+        root = self.root
+        if not hasattr(root, "_live_queues_cache"):
+            root._live_queues_cache = LiveQueues()
+        return root._live_queues_cache
 
 
 # Ids are BigAutoField: a larger number names nothing, and SQLite cannot even bind it (`id IN (...)`).

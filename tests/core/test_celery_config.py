@@ -23,6 +23,7 @@ def test_routes_by_task_name():
     assert queue_for_task("training.tasks.scrape_site") == "scraping"
     assert queue_for_task("labeling.tasks.run_labeling_run") == "labeling"
     assert queue_for_task("imagineer.core.tasks.reap_stale_jobs") == "maintenance"
+    assert queue_for_task("imagineer.core.tasks.resend_lost_jobs") == "maintenance"
     assert app.amqp.router.route({}, "labeling.tasks.run_labeling_run")["queue"].name == "labeling"
 
 
@@ -59,12 +60,20 @@ def test_each_task_gets_its_queues_time_limits(settings):
     assert settings.CELERY_QUEUE_TIME_LIMITS["training"][1] > settings.CELERY_QUEUE_TIME_LIMITS["generation"][1]
 
 
-def test_beat_runs_the_stale_job_reaper_from_the_database_scheduler():
+@pytest.mark.parametrize(
+    "entry, task",
+    [
+        ("reap-stale-jobs", "imagineer.core.tasks.reap_stale_jobs"),
+        ("resend-lost-jobs", "imagineer.core.tasks.resend_lost_jobs"),
+    ],
+)
+def test_beat_runs_the_job_sweeps_every_sweep_interval(settings, entry, task):
     assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
-    assert app.conf.beat_schedule["reap-stale-jobs"]["task"] == "imagineer.core.tasks.reap_stale_jobs"
-    entry = app.conf.beat_schedule["reap-stale-jobs"]
-    # A reaper message nobody consumed expires before the next one is sent: no backlog without a worker.
-    assert 0 < entry["options"]["expires"] < entry["schedule"]
+    scheduled = app.conf.beat_schedule[entry]
+    assert scheduled["task"] == task and queue_for_task(task) == "maintenance"
+    assert scheduled["schedule"] == settings.IMAGINEER_JOB_SWEEP_SECONDS
+    # A message nobody consumed expires before the next one is sent: no backlog without a worker.
+    assert 0 < scheduled["options"]["expires"] < scheduled["schedule"]
 
 
 def test_worker_and_beat_refuse_an_unsafe_production_setup(settings, capsys):

@@ -507,5 +507,27 @@ def test_runbook_names_real_settings_and_every_queue():
         assert name in settings_env_names() or hasattr(settings, name), f"CELERY.md names {name}, which nothing reads"
 
 
+def settings_numeric_defaults() -> dict[str, float]:
+    """{NAME: default} for every env.int/env.float("NAME", default=<number>) in imagineer/settings.py."""
+    found = re.findall(
+        r"\benv\.(?:int|float)\(\s*[\"']([A-Z][A-Z0-9_]*)[\"'],\s*default=(\d+(?:\.\d+)?)\s*\)", SETTINGS_PY.read_text()
+    )
+    return {name: float(default) for name, default in found}
+
+
+@pytest.mark.parametrize("doc", [RUNBOOK, ROOT / "docs" / "CONFIG.md"], ids=lambda p: p.name)
+def test_documented_setting_defaults_are_the_settings_defaults(doc):
+    rows = re.findall(
+        r"^\| `((?:IMAGINEER|CELERY)_[A-Z0-9_]+)` \| (\d+(?:\.\d+)?) \|", doc.read_text(), flags=re.MULTILINE
+    )
+    defaults = settings_numeric_defaults()
+    assert rows, f"{doc.name}: no settings table with defaults"
+    for name, documented in rows:
+        assert name in defaults, f"{doc.name} gives a default for {name}, which settings.py reads without a number"
+        assert float(documented) == defaults[name], (
+            f"{doc.name}: {name} defaults to {defaults[name]:g}, not {documented}"
+        )
+
+
 def test_deployment_md_links_the_runbook():
     assert "deployment/CELERY.md" in (ROOT / "docs" / "DEPLOYMENT.md").read_text()

@@ -10,7 +10,7 @@ from albums.models import ThumbnailJob
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
 from tests.assertions import assert_envelope
-from tests.factories import make_image
+from tests.factories import make_image, make_job_row
 
 pytestmark = pytest.mark.django_db
 
@@ -157,41 +157,6 @@ def test_rebuild_api_refuses_unknown_images(admin_client_api):
 # --- Writes while a job runs: update_job -----------------------------------------------------
 
 
-def _job_row(label: str):
-    """A queued row of each job kind, with the least its model requires."""
-    from albums.models import Album
-    from generation.models import DiffusionModel, GenerationJob, ModelSource, SetRun
-    from imagineer.ops.models import PurgeRun, RetentionPolicy
-    from labeling.models import LabelingRun
-    from legacy.models import ImportRun
-    from training.models import ScrapeJob, TrainingRun
-
-    def model() -> DiffusionModel:
-        return DiffusionModel.objects.create(name=f"m-{label}", source_type=ModelSource.HUB, source="org/m")
-
-    if label == "ThumbnailJob":
-        return ThumbnailJob.objects.create()
-    if label == "GenerationJob":
-        return GenerationJob.objects.create(
-            prompt="p", model=model(), scheduler="euler", steps=1, guidance_scale=1, width=64, height=64, seed=1
-        )
-    if label == "SetRun":
-        template = Album.objects.create(name="Deck", slug="deck", is_set_template=True)
-        return SetRun.objects.create(template=template, album_name="Out", theme="t", model=model())
-    if label == "LabelingRun":
-        return LabelingRun.objects.create(labeler="nudenet")
-    if label == "ImportRun":
-        return ImportRun.objects.create()
-    if label == "TrainingRun":
-        return TrainingRun.objects.create(name="r", model=model(), log_file="training/logs/r.log")
-    if label == "ScrapeJob":
-        return ScrapeJob.objects.create(name="s", start_url="http://127.0.0.1:1/")
-    if label == "PurgeRun":
-        policy = RetentionPolicy.objects.create(name="p", target="bug_reports", max_age_days=30)
-        return PurgeRun.objects.create(policy=policy, target="bug_reports", max_age_days=30)
-    raise AssertionError(label)
-
-
 # Each job kind with the columns its work writes to its own row while it runs (what a reaped
 # worker could otherwise still write over its retry).
 LATE_WRITES = [
@@ -219,7 +184,7 @@ LATE_WRITES = [
 
 @pytest.mark.parametrize(("label", "fields"), LATE_WRITES, ids=[label for label, _ in LATE_WRITES])
 def test_a_reaped_attempts_late_write_leaves_the_retrys_row_alone(label, fields, django_capture_on_commit_callbacks):
-    job = _job_row(label)
+    job = make_job_row(label)
     model = type(job)
     first_attempt = jobs.claim_job(model, job.pk)
     model.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))

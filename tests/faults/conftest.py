@@ -14,7 +14,14 @@ from django.db import connection
 
 from tests.faults.backends import Backends, redis_urls, uses_postgres
 from tests.faults.proxy import TcpProxy
-from tests.faults.workers import LEGACY_BATCH, RUNTIME_CONFIG, WORKER_QUEUES, FaultDirs, Worker
+from tests.faults.workers import (
+    LEGACY_BATCH,
+    RUNTIME_CONFIG,
+    WORKER_QUEUES,
+    FaultDirs,
+    Worker,
+    forget_unacknowledged_messages,
+)
 from tests.processes import test_database_url as database_url_of_this_test
 
 
@@ -56,15 +63,6 @@ def shared_worker(backends, fault_dirs):
     yield worker
     worker.stop()
     forget_unacknowledged_messages()
-
-
-def forget_unacknowledged_messages() -> None:
-    """Redis keeps the messages of killed workers as unacknowledged and hands them out again an hour
-    later: to a worker of some later test run, which would claim that run's job of the same id."""
-    if settings.CELERY_BROKER_URL.startswith("redis://"):
-        import redis
-
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("unacked", "unacked_index", "unacked_mutex")
 
 
 @pytest.fixture

@@ -17,8 +17,11 @@ import subprocess
 import sys
 import time
 import uuid
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -56,10 +59,17 @@ def wait_for_event(watcher: OutputWatcher, event: str, timeout: float, **fields)
 
 
 class Worker:
-    """`celery -A imagineer worker` (prefork, one pool process) with this test's settings in `env`."""
+    """`celery -A imagineer worker` (prefork, one pool process) with this test's settings in `env`.
 
-    def __init__(self, env: dict[str, str], queues: str):
-        self.env, self.queues = env, queues
+    `extra_args` go on its command line after the defaults (`--prefetch-multiplier 4`).
+    """
+
+    # Every worker this test process started, while it lives: a test that needs the broker's queues
+    # to itself stops the others (the package's shared worker, which the `worker` fixture restarts).
+    started: ClassVar[weakref.WeakSet[Worker]] = weakref.WeakSet()
+
+    def __init__(self, env: dict[str, str], queues: str, extra_args: Sequence[str] = ()):
+        self.env, self.queues, self.extra_args = env, queues, tuple(extra_args)
         self.proc: subprocess.Popen | None = None
         self.watcher: OutputWatcher | None = None
         self.name = f"faults-{uuid.uuid4().hex[:8]}@%h"
@@ -85,6 +95,7 @@ class Worker:
             "--without-mingle",
             "--without-gossip",
             *(["--purge"] if purge else []),
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(
             command,
@@ -96,6 +107,7 @@ class Worker:
             start_new_session=True,
         )
         self.watcher = OutputWatcher(self.proc)
+        Worker.started.add(self)
         if not self.watcher.wait_for("ready", timeout=timeout):
             self.stop()
             raise AssertionError("Celery worker did not become ready:\n" + self.watcher.text[-3000:])
@@ -136,9 +148,10 @@ class Worker:
 
 
 class WebServer:
-    """gunicorn, one sync worker: it keeps its database connection between requests, as in production."""
+    """gunicorn, one sync worker by default: it keeps its database connection between requests, as in
+    production. `workers` and `threads` (gthread) serve several clients at once."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], *, workers: int = 1, threads: int = 1):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
@@ -149,7 +162,8 @@ class WebServer:
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
-            "1",
+            str(workers),
+            *(["--threads", str(threads)] if threads > 1 else []),
             "--timeout",
             "60",
             "--access-logfile",
@@ -171,6 +185,37 @@ class WebServer:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+class Beat:
+    """`celery -A imagineer beat` (the DatabaseScheduler of the settings) with this test's settings in `env`."""
+
+    def __init__(self, env: dict[str, str]):
+        command = [sys.executable, "-m", "celery", "-A", "imagineer", "beat", "--loglevel", "INFO"]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.watcher = OutputWatcher(self.proc)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def forget_unacknowledged_messages() -> None:
+    """Redis keeps the messages of killed workers as unacknowledged and hands them out again an hour
+    later: to a worker of some later test run, which would claim that run's job of the same id."""
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        import redis
+
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("unacked", "unacked_index", "unacked_mutex")
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,8 @@ class TrainingRunAdmin(JobAdmin):
                         "worker",
                         "trainer_pid",
                         "cancel_requested",
+                        "sent_at",
+                        "resend_count",
                         "celery_task_id",
                         "request_id",
                     ]

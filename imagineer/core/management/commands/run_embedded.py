@@ -1,8 +1,13 @@
-"""`manage.py run_embedded`: web + Celery worker + Celery beat on one machine, stopped together.
+"""`manage.py run_embedded`: web, two Celery workers and Celery beat on one machine, stopped together.
 
 This is what `make run` starts. It runs on the embedded defaults (SQLite, filesystem broker, local
-media under IMAGINEER_DATA_DIR) unless the environment says otherwise. Ctrl-C (SIGINT) or SIGTERM
-stops all three; if any one of them dies, the others are stopped too and the exit status is non-zero.
+media under IMAGINEER_DATA_DIR) unless the environment says otherwise. The workers are split as in
+the deployment examples (docs/deployment/CELERY.md): the GPU queues in a worker of their own with
+one pool process, because one GPU runs one pipeline at a time and a second process would hold a
+second copy of the model; every other queue in a light worker with IMAGINEER_WORKER_CONCURRENCY
+processes, so thumbnails and the maintenance sweeps never wait behind a generation job.
+Ctrl-C (SIGINT) or SIGTERM stops them all; if any one of them dies, the others are stopped too and
+the exit status is non-zero.
 """
 
 from __future__ import annotations
@@ -21,14 +26,50 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from imagineer.celery import QUEUES
+from imagineer.celery import GPU_QUEUES, QUEUES
 
 STOP_GRACE_SECONDS = 15
 PASSWORD_FILE = "initial-admin-password.txt"
 
 
+def embedded_processes(host: str, port: int) -> dict[str, list[str]]:
+    """The command line of each child `make run` starts, by the name its messages use."""
+    python = sys.executable
+    manage = str(Path(settings.BASE_DIR) / "manage.py")
+    # Derived from QUEUES, so a queue added later is consumed by the light worker, not by nobody.
+    light_queues = [queue for queue in QUEUES if queue not in GPU_QUEUES]
+    return {
+        "web": [python, manage, "runserver", f"{host}:{port}", "--noreload"],
+        "GPU worker": _worker_command(GPU_QUEUES, concurrency=1, node="gpu@%h"),
+        "light worker": _worker_command(light_queues, concurrency=settings.CELERY_WORKER_CONCURRENCY, node="light@%h"),
+        "beat": [python, "-m", "celery", "-A", "imagineer", "beat", "--loglevel", "INFO"],
+    }
+
+
+def _worker_command(queues, *, concurrency: int, node: str) -> list[str]:
+    # prefork: the pool that enforces the per-queue time limits (solo and threads ignore them).
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "imagineer",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "-Q",
+        ",".join(queues),
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        node,
+    ]
+
+
 class Command(BaseCommand):
-    help = "Run web server, Celery worker and Celery beat together (the embedded deployment)."
+    help = "Run web server, Celery workers (GPU queues, light queues) and Celery beat together (embedded deployment)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("IMAGINEER_HOST", "127.0.0.1"))
@@ -41,28 +82,7 @@ class Command(BaseCommand):
         sign_in = self._ensure_admin_user()
         # So a fresh offline install can generate (generation's command: core never imports generation).
         call_command("create_tiny_model", name="tiny-sd", stdout=io.StringIO())
-        python = sys.executable
-        manage = str(Path(settings.BASE_DIR) / "manage.py")
-        children = {
-            "web": [python, manage, "runserver", f"{host}:{port}", "--noreload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "imagineer",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "-Q",
-                ",".join(QUEUES),
-                "--concurrency",
-                str(settings.CELERY_WORKER_CONCURRENCY),
-                "--hostname",
-                "embedded@%h",
-            ],
-            "beat": [python, "-m", "celery", "-A", "imagineer", "beat", "--loglevel", "INFO"],
-        }
+        children = embedded_processes(host, port)
         processes: dict[str, subprocess.Popen] = {}
         stopping = False
 
@@ -78,7 +98,7 @@ class Command(BaseCommand):
 
         base = f"http://{host}:{port}"
         self.stdout.write(
-            "\nImagineer is running (web + worker + beat). Ctrl-C stops all three.\n"
+            "\nImagineer is running (web + GPU worker + light worker + beat). Ctrl-C stops them all.\n"
             f"  Admin:    {base}/admin/\n"
             f"  Sign in:  {sign_in}\n"
             f"  API:      {base}/api/   docs: {base}/api/docs/\n"
@@ -102,7 +122,9 @@ class Command(BaseCommand):
     def _stop_all(self, processes: dict[str, subprocess.Popen]) -> None:
         for proc in processes.values():
             if proc.poll() is None:
-                _signal_group(proc, signal.SIGTERM)
+                # To the main process only: a worker's warm shutdown lets its running task finish and
+                # marks its report stopped; signalled as a group, its pool processes would die at once.
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for proc in processes.values():
             try:
@@ -113,7 +135,7 @@ class Command(BaseCommand):
         # Children may have left grandchildren (worker pool processes) in their groups.
         for proc in processes.values():
             _signal_group(proc, signal.SIGKILL)
-        self.stdout.write("Stopped web, worker and beat.")
+        self.stdout.write("Stopped web, workers and beat.")
 
     def _ensure_admin_user(self) -> str:
         """Make sure someone can sign in to a fresh install; say how."""
