@@ -103,28 +103,6 @@ def _refuse_unsafe_production(**kwargs) -> None:
         raise SystemExit(1) from exc
 
 
-@signals.worker_ready.connect
-def _start_worker_report(sender=None, **kwargs) -> None:
-    """The worker reports what it holds from now on (imagineer.core.workers; the job sweep reads it)."""
-    from imagineer.core import workers
-
-    workers.start_reporting(sender)
-
-
-@signals.task_received.connect
-def _report_received_message(**kwargs) -> None:
-    from imagineer.core import workers
-
-    workers.message_received()
-
-
-@signals.worker_shutdown.connect
-def _stop_worker_report(**kwargs) -> None:
-    from imagineer.core import workers
-
-    workers.stop_reporting()
-
-
 @signals.before_task_publish.connect
 def _propagate_request_id(headers=None, **kwargs) -> None:
     """Any task sent while a request (or a task) is served carries that request id in its headers."""

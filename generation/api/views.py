@@ -114,6 +114,16 @@ class GenerationJobViewSet(
 
     @accepted_schema(GenerationJobSerializer)
     @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue this failed or cancelled job again (202). Images it stored before it stopped are kept
+        and not made twice (same seed, same bytes); limited like new jobs."""
+        enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
+        jobs.retry_job(self.get_object())
+        # Read again through the queryset: retry_job's refresh drops the images visible to this user.
+        return accepted(self.get_object(), GenerationJobSerializer, request)
+
+    @accepted_schema(GenerationJobSerializer)
+    @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         """Queue a new job with exactly the same parameters, seed included."""
         enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
@@ -134,6 +144,12 @@ class SetRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def cancel(self, request, pk=None):
         run = jobs.cancel_job(get_object_or_404(SetRun, pk=pk))
         return Response(self.get_serializer(run).data)
+
+    @accepted_schema(SetRunSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed or cancelled set run again (its counters reset; rows already made are kept)."""
+        return accepted(jobs.retry_job(get_object_or_404(SetRun, pk=pk)), SetRunSerializer, request)
 
 
 class SetTemplateViewSet(viewsets.GenericViewSet):

@@ -9,4 +9,6 @@ class CoreConfig(AppConfig):
     verbose_name = "Imagineer core"
 
     def ready(self) -> None:
-        from imagineer.core import auth, checks  # noqa: F401  (registers signals and checks)
+        # auth: sign-in signals; checks: system checks; workers: a Celery worker's report of what it
+        # holds (worker_ready, task_received, worker_shutdown).
+        from imagineer.core import auth, checks, workers  # noqa: F401

@@ -21,12 +21,14 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from celery import signals
 from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, models
 from django.db.models import Q
 from django.utils import timezone
 
+from imagineer.celery import queue_for_task
 from imagineer.core.logging import get_logger
 from imagineer.core.models import AbstractJob, CeleryWorker, JobStatus
 
@@ -162,22 +164,25 @@ class WorkerReporter:
 _reporter: WorkerReporter | None = None
 
 
-def start_reporting(consumer) -> None:
-    """worker_ready: this worker starts reporting what it holds."""
+@signals.worker_ready.connect
+def start_reporting(sender=None, **kwargs) -> None:
+    """worker_ready (sender: the worker's consumer): this worker starts reporting what it holds."""
     global _reporter
-    if _reporter is None:
-        _reporter = WorkerReporter(consumer)
+    if _reporter is None and sender is not None:
+        _reporter = WorkerReporter(sender)
         _reporter.start()
         logger.info("worker.reporting", worker=_reporter.name, queues=_reporter.queues)
 
 
-def message_received() -> None:
+@signals.task_received.connect
+def message_received(**kwargs) -> None:
     """task_received: report the new message now rather than at the next interval."""
     if _reporter is not None:
         _reporter.wake()
 
 
-def stop_reporting() -> None:
+@signals.worker_shutdown.connect
+def stop_reporting(**kwargs) -> None:
     """worker_shutdown: a clean stop; the messages it had not started went back to the broker."""
     global _reporter
     if _reporter is not None:
@@ -212,8 +217,6 @@ def workers_in_state(state: WorkerState, now: datetime | None = None) -> Q:
 
 def waits_for_worker(job: AbstractJob, live_queues: Container[str]) -> bool:
     """A queued job that no live worker could take: nothing consumes its queue."""
-    from imagineer.celery import queue_for_task
-
     return job.status == JobStatus.QUEUED and queue_for_task(job.task_name) not in live_queues
 
 

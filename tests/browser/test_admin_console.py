@@ -19,6 +19,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from generation import registry as generation_registry
 from tests.browser.chromium import PageProblems, launched_chromium
 from tests.browser.web_server import web_server
+from tests.factories import make_job_row
 from tests.processes import celery_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -158,6 +159,19 @@ def open_runtime_config(page, base: str) -> None:
     assert "set_run_batch_size: 3" in in_force, in_force  # the test's file, not the defaults
 
 
+def open_celery_workers_and_a_job_no_worker_takes(page, base: str, run_id: int) -> None:
+    """The worker this test runs reports itself alive; a training run, whose queue it does not
+    consume, says so on the training runs page."""
+    page.goto(f"{base}/admin/")
+    page.click("a:has-text('Celery workers')")
+    row = page.locator("#result_list tbody tr").first
+    assert row.locator(".field-state").inner_text() == "Alive"
+    assert row.locator(".field-queue_list").inner_text() == "default, generation, maintenance"
+    page.goto(f"{base}/admin/training/trainingrun/")
+    status = page.locator("#result_list tbody tr").first.inner_text()
+    assert f"{run_id}" in status and "no worker consumes queue training" in status, status
+
+
 def image_urls(image: dict) -> list[str]:
     return [image["url"], image["file_url"], image["thumbnail_url"]]
 
@@ -174,6 +188,7 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
     operator.password = hasher.encode(password, hasher.salt())
     operator.save(update_fields=["password"])
     problems = PageProblems()
+    training_run = make_job_row("TrainingRun")  # queued; the worker below does not consume `training`
 
     with (
         web_server(media_root=media_root) as server,
@@ -220,6 +235,10 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
             screenshots.take(page, "disk-usage")
             open_runtime_config(page, base)
             screenshots.take(page, "runtime-config")
+            open_celery_workers_and_a_job_no_worker_takes(page, base, training_run.pk)
+            screenshots.take(page, "training-run-no-worker")
+            page.goto(f"{base}/admin/core/celeryworker/")
+            screenshots.take(page, "celery-workers")
             session_key = next(c["value"] for c in admin_context.cookies() if c["name"] == "sessionid")
 
         # A new context: no cookies, so the API answers as it does anyone on the internet.

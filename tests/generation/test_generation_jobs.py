@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 
 from albums.models import Album, Image, ImageSource
 from generation import services
-from generation.models import GenerationJob
+from generation.models import GenerationJob, SetRun
 from generation.pipeline.metadata import parse_a1111_parameters
 from imagineer.core import jobs
 from imagineer.core.models import JobStatus
@@ -210,6 +210,39 @@ def test_rerun_keeps_every_parameter(tiny_model, user_client_api):
     ):
         assert again[key] == first[key], key
     assert again["id"] != first["id"]
+
+
+def test_retry_queues_the_same_failed_job_again_for_its_owner_only(
+    tiny_model, user_client_api, other_user_client_api, django_capture_on_commit_callbacks
+):
+    body = user_client_api.post("/api/generation/jobs/", {**VALID, "count": 2}).json()
+    job = GenerationJob.objects.get(pk=body["id"])
+    refused = assert_envelope(user_client_api.post(f"/api/generation/jobs/{job.pk}/retry/"), 409, "job_not_retryable")
+    assert refused["details"]["status"] == "queued"
+
+    GenerationJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error_message="The worker stopped")
+    assert_envelope(other_user_client_api.post(f"/api/generation/jobs/{job.pk}/retry/"), 404)
+    assert GenerationJob.objects.get(pk=job.pk).status == JobStatus.FAILED
+    with django_capture_on_commit_callbacks(execute=True):
+        response = user_client_api.post(f"/api/generation/jobs/{job.pk}/retry/")
+    assert response.status_code == 202, response.content
+    again = response.json()
+    assert (again["id"], again["status"], again["error_message"]) == (job.pk, "queued", "")
+    assert response["Location"] == again["url"]
+    assert GenerationJob.objects.count() == 1
+    job.refresh_from_db()
+    assert job.sent_at is not None and job.celery_task_id
+
+
+def test_set_run_retry_is_for_failed_runs_and_admins(admin_client_api, user_client_api, tiny_model):
+    template = Album.objects.create(name="Deck", slug="deck", is_set_template=True)
+    run = SetRun.objects.create(template=template, album_name="Out", theme="t", model=tiny_model)
+    assert_envelope(admin_client_api.post(f"/api/generation/set-runs/{run.pk}/retry/"), 409, "job_not_retryable")
+    SetRun.objects.filter(pk=run.pk).update(status=JobStatus.CANCELLED, completed_items=3)
+    assert_envelope(user_client_api.post(f"/api/generation/set-runs/{run.pk}/retry/"), 403)
+    response = admin_client_api.post(f"/api/generation/set-runs/{run.pk}/retry/")
+    assert response.status_code == 202, response.content
+    assert (response.json()["status"], response.json()["completed_items"]) == ("queued", 0)
 
 
 def test_generated_images_visible_to_their_maker_until_hidden(
