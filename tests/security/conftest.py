@@ -116,6 +116,13 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     ids["set_run"] = SetRun.objects.create(
         created_by=admin, template=template, album_name="Deck", theme="steampunk", model=model
     ).pk
+    failed_job = GenerationJob.objects.get(pk=ids["generation_job"])
+    failed_job.pk, failed_job.status = None, JobStatus.FAILED
+    failed_job.save()
+    ids["generation_job_failed"] = failed_job.pk
+    ids["set_run_failed"] = SetRun.objects.create(
+        created_by=admin, template=template, album_name="Deck", theme="steampunk", model=model, status=JobStatus.FAILED
+    ).pk
     ids["thumbnail_job"] = ThumbnailJob.objects.create(created_by=admin, image_ids=[image_public.pk]).pk
     ids["lora"] = Lora.objects.create(
         name="Matrix LoRA", slug="matrix-lora", file="loras/matrix-lora.safetensors", sha256="a" * 64, family="sd1"

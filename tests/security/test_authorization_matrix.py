@@ -204,9 +204,11 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/generation/jobs/{id}/"): Case(expect(401, 200, 404, 200), {"id": "generation_job"}),
     ("POST", "/api/generation/jobs/{id}/cancel/"): Case(expect(401, 200, 404, 200), {"id": "generation_job"}),
     ("POST", "/api/generation/jobs/{id}/rerun/"): Case(expect(401, 202, 404, 202), {"id": "generation_job"}),
+    ("POST", "/api/generation/jobs/{id}/retry/"): Case(expect(401, 202, 404, 202), {"id": "generation_job_failed"}),
     ("GET", "/api/generation/set-runs/"): Case(admin_only()),
     ("GET", "/api/generation/set-runs/{id}/"): Case(admin_only(), {"id": "set_run"}),
     ("POST", "/api/generation/set-runs/{id}/cancel/"): Case(admin_only(), {"id": "set_run"}),
+    ("POST", "/api/generation/set-runs/{id}/retry/"): Case(admin_only(202), {"id": "set_run_failed"}),
     # --- training and scraping
     ("GET", "/api/training/runs/"): Case(EVERYONE),
     ("POST", "/api/training/runs/"): Case(
