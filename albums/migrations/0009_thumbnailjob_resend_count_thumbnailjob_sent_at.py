@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
             model_name="thumbnailjob",
             name="resend_count",
             field=models.PositiveSmallIntegerField(
-                default=0, help_text="Times the task was sent again because its message was lost with a worker."
+                default=0, help_text="Times the sweep sent the task again because no live worker held its message."
             ),
         ),
         migrations.AddField(

@@ -51,7 +51,7 @@ class AbstractJob(models.Model):
     # how often the sweep sent it again because no live worker held it (imagineer.core.jobs.resend_lost_jobs).
     sent_at = models.DateTimeField(null=True, blank=True)
     resend_count = models.PositiveSmallIntegerField(
-        default=0, help_text="Times the task was sent again because its message was lost with a worker."
+        default=0, help_text="Times the sweep sent the task again because no live worker held its message."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

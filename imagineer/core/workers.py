@@ -14,6 +14,7 @@ a row per worker is read in one query.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -155,10 +156,8 @@ class WorkerReporter:
         except DatabaseError as exc:
             # Keep reporting: the next report after an outage says the worker is alive again.
             logger.warning("worker.report_not_saved", exc_type=type(exc).__name__)
-            try:
+            with contextlib.suppress(DatabaseError):  # it was broken anyway: the next report reconnects
                 connection.close()
-            except DatabaseError:
-                pass
 
 
 _reporter: WorkerReporter | None = None

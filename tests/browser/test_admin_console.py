@@ -170,6 +170,9 @@ def open_celery_workers_and_a_job_no_worker_takes(page, base: str, run_id: int) 
     page.goto(f"{base}/admin/training/trainingrun/")
     status = page.locator("#result_list tbody tr").first.inner_text()
     assert f"{run_id}" in status and "no worker consumes queue training" in status, status
+    page.goto(f"{base}/admin/training/trainingrun/{run_id}/change/")
+    detail = page.locator(".field-status").first.inner_text()
+    assert "no worker consumes queue training" in detail, detail
 
 
 def image_urls(image: dict) -> list[str]:
@@ -236,7 +239,7 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
             open_runtime_config(page, base)
             screenshots.take(page, "runtime-config")
             open_celery_workers_and_a_job_no_worker_takes(page, base, training_run.pk)
-            screenshots.take(page, "training-run-no-worker")
+            screenshots.take(page, "training-run-no-worker")  # its page: the status says why it waits
             page.goto(f"{base}/admin/core/celeryworker/")
             screenshots.take(page, "celery-workers")
             session_key = next(c["value"] for c in admin_context.cookies() if c["name"] == "sessionid")

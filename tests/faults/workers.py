@@ -58,6 +58,15 @@ def wait_for_event(watcher: OutputWatcher, event: str, timeout: float, **fields)
     raise AssertionError(f"no {event} {fields} within {timeout}s:\n{watcher.text[-3000:]}")
 
 
+def spawn(command: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, OutputWatcher]:
+    """Start a process of the project in a session of its own (so its whole group can be killed),
+    its output collected."""
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    return proc, OutputWatcher(proc)
+
+
 class Worker:
     """`celery -A imagineer worker` (prefork, one pool process) with this test's settings in `env`.
 
@@ -97,16 +106,7 @@ class Worker:
             *(["--purge"] if purge else []),
             *self.extra_args,
         ]
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.watcher = OutputWatcher(self.proc)
+        self.proc, self.watcher = spawn(command, self.env)
         Worker.started.add(self)
         if not self.watcher.wait_for("ready", timeout=timeout):
             self.stop()
@@ -169,16 +169,7 @@ class WebServer:
             "--access-logfile",
             "-",
         ]
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.watcher = OutputWatcher(self.proc)
+        self.proc, self.watcher = spawn(command, env)
 
     def wait_ready(self, timeout: float = 90) -> None:
         wait_serving(f"{self.url}/healthz", self.proc, self.watcher, timeout)
@@ -192,16 +183,7 @@ class Beat:
 
     def __init__(self, env: dict[str, str]):
         command = [sys.executable, "-m", "celery", "-A", "imagineer", "beat", "--loglevel", "INFO"]
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.watcher = OutputWatcher(self.proc)
+        self.proc, self.watcher = spawn(command, env)
 
     def stop(self) -> None:
         stop_process(self.proc)
