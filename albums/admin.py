@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from albums import services
-from albums.models import Album, AlbumImage, Image, ThumbnailJob
+from albums.models import CHECK_OPEN, Album, AlbumImage, Image, NsfwCheck, ThumbnailJob
 from imagineer.core.admin import JobAdmin
 from imagineer.core.admin_helpers import thumbnail_tag
 
@@ -61,6 +61,25 @@ image_admin_extensions = AdminExtensions()
 album_admin_extensions = AdminExtensions()
 
 
+class NsfwCheckFilter(admin.SimpleListFilter):
+    """The NSFW check's state, with "not checked or check failed" for the images nobody else sees yet."""
+
+    title = "NSFW check"
+    parameter_name = "nsfw_check"
+    UNSETTLED = "unsettled"
+
+    def lookups(self, request, model_admin):
+        return [(self.UNSETTLED, "Not checked or check failed"), *NsfwCheck.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == self.UNSETTLED:
+            return queryset.filter(nsfw_check__in=CHECK_OPEN)
+        if value in NsfwCheck.values:
+            return queryset.filter(nsfw_check=value)
+        return queryset
+
+
 class AlbumImageInline(admin.TabularInline):
     model = AlbumImage
     extra = 0
@@ -94,16 +113,31 @@ class ImageAdmin(admin.ModelAdmin):
         "is_nsfw",
         "nsfw_rating",
         "is_public",
+        "nsfw_check",
         "source",
         "created_at",
     ]
     list_display_links = ["preview", "id"]
-    list_filter = ["is_nsfw", "nsfw_flag_source", "nsfw_rating", "is_public", "source", "format", "albums"]
+    list_filter = [
+        NsfwCheckFilter,
+        "is_nsfw",
+        "nsfw_flag_source",
+        "nsfw_rating",
+        "is_public",
+        "source",
+        "format",
+        "albums",
+    ]
     search_fields = ["prompt", "negative_prompt", "sha256", "original_filename"]
     readonly_fields = [
         # Next to is_nsfw: who decided it last, and the latest machine rating.
         "nsfw_flag_source",
         "nsfw_rating",
+        # The NSFW check (labeling runs it): pending or failed images are shown to their owner and admins only.
+        "nsfw_check",
+        "nsfw_check_attempts",
+        "nsfw_check_at",
+        "nsfw_check_error",
         "large_preview",
         "file_link",
         "sha256",

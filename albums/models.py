@@ -14,16 +14,41 @@ class ImageSource(models.TextChoices):
     LEGACY = "legacy", "Legacy import"
 
 
-# What anonymous and non-admin users may see of an image: public and not NSFW (plus, for a signed-in
-# user, the images they made). One definition, used by every list, detail, count, album page, file
-# and thumbnail.
+class NsfwCheck(models.TextChoices):
+    """Where an image stands with the NSFW check it must pass before anyone but its owner sees it.
+
+    New images that are to be public start `pending` while the autocheck is on
+    (IMAGINEER_NSFW_AUTOCHECK; labeling runs the check). An image the labeler rates NSFW still ends
+    `passed`: it was checked, and is_nsfw hides it.
+    """
+
+    NOT_REQUIRED = "not_required", "Not required"  # private when stored, stored before the check, or autocheck off
+    PENDING = "pending", "Not checked yet"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Check failed"
+
+
+# The check states that let a public image be shown to everyone.
+CHECK_CLEARED = (NsfwCheck.NOT_REQUIRED.value, NsfwCheck.PASSED.value)
+# The states the check still has to settle: what the sweep and the admin's "not checked" filter read.
+CHECK_OPEN = (NsfwCheck.PENDING.value, NsfwCheck.FAILED.value)
+
+
+def public_images_q(prefix: str = "") -> Q:
+    """The images everyone may see: public, not NSFW, and cleared by the NSFW check (or never needing it)."""
+    return Q(**{f"{prefix}is_public": True, f"{prefix}is_nsfw": False, f"{prefix}nsfw_check__in": list(CHECK_CLEARED)})
+
+
+# What anonymous and non-admin users may see of an image: public, not NSFW and not waiting for (or
+# failed) its NSFW check, plus, for a signed-in user, the images they made. One definition, used by
+# every list, detail, count, album page, file and thumbnail.
 def visible_images_q(user, prefix: str = "") -> Q | None:
     """The condition on images `user` may see (None: everything), for queries through `prefix`."""
     if is_admin(user):
         return None
-    condition = Q(**{f"{prefix}is_public": True, f"{prefix}is_nsfw": False})
+    condition = public_images_q(prefix)
     if user is not None and user.is_authenticated:
-        # People see what they made themselves, private included; NSFW stays admin-only everywhere.
+        # People see what they made themselves, private and unchecked included; NSFW stays admin-only.
         condition |= Q(**{f"{prefix}created_by": user, f"{prefix}is_nsfw": False})
     return condition
 
@@ -82,6 +107,21 @@ class Image(models.Model):
         help_text="The most severe of the labelers' latest ratings, if any.",
     )
     is_public = models.BooleanField(default=True)
+    # The NSFW check a public image passes before anyone but its owner and admins sees it
+    # (albums.services starts it, labeling runs it; docs/LABELING.md).
+    nsfw_check = models.CharField(
+        max_length=16,
+        choices=NsfwCheck.choices,
+        default=NsfwCheck.NOT_REQUIRED,
+        help_text="Pending or failed: shown to its owner and admins only, whatever is_public says.",
+    )
+    nsfw_check_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Check jobs queued for it since it last became pending."
+    )
+    nsfw_check_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the check state last changed: queued (pending) or ended."
+    )
+    nsfw_check_error = models.TextField(blank=True, help_text="Why the check failed, for admins.")
     source = models.CharField(max_length=16, choices=ImageSource.choices, default=ImageSource.UPLOADED)
     source_url = models.URLField(max_length=2000, blank=True, help_text="Where a scraped image was downloaded from.")
     # 64-bit DCT perceptual hash (imagehash.phash) as 16 hex digits: the scraper compares new images
@@ -101,13 +141,24 @@ class Image(models.Model):
         indexes = [
             # Both orderings end in -id (the model's ordering): a page is then read straight off
             # the index, without sorting every visible row first.
-            models.Index(fields=["is_public", "is_nsfw", "-created_at", "-id"], name="image_visible_newest"),
+            # The anonymous list: exactly the images everyone may see, newest first. Partial, so the
+            # condition's three columns (one of them an IN) cost no range scans and no sort.
+            models.Index(fields=["-created_at", "-id"], condition=public_images_q(), name="image_visible_newest"),
+            # The few images whose check is not settled: the sweep and the admin's filter.
+            models.Index(
+                fields=["nsfw_check", "nsfw_check_at"], condition=Q(nsfw_check__in=CHECK_OPEN), name="image_check_open"
+            ),
             models.Index(fields=["-created_at", "-id"], name="image_newest"),
             models.Index(fields=["source", "-created_at"], name="image_source_recent"),
         ]
 
     def __str__(self) -> str:
         return f"Image #{self.pk} ({self.format} {self.width}x{self.height})"
+
+    @property
+    def is_visible_to_everyone(self) -> bool:
+        """public_images_q for this row: what a shared cache may keep."""
+        return self.is_public and not self.is_nsfw and self.nsfw_check in CHECK_CLEARED
 
 
 class NsfwFlagChange(models.Model):

@@ -1,4 +1,5 @@
-"""Albums and images as rows: storing files, thumbnails, album membership and order, flags.
+"""Albums and images as rows: storing files, thumbnails, album membership and order, flags, and
+which images wait for an NSFW check before they are shown (labeling runs the check).
 
 Files go through Django's storage API under generated names (`images/YYYY/MM/<uuid>.<ext>`), so a
 client's file name never decides where bytes land and two files never overwrite each other. Whether
@@ -8,9 +9,10 @@ a file is an image we accept is albums.image_files' decision (inspect_image), ne
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -20,11 +22,13 @@ from django.utils.text import get_valid_filename
 
 from albums.image_files import ImageFacts, inspect_image, render_thumbnail
 from albums.models import (
+    CHECK_OPEN,
     NSFW_RATINGS,
     Album,
     AlbumImage,
     Image,
     ImageSource,
+    NsfwCheck,
     NsfwFlagChange,
     NsfwFlagSource,
     ThumbnailJob,
@@ -35,6 +39,111 @@ from imagineer.core.logging import get_logger
 from imagineer.core.slugs import unique_slug
 
 logger = get_logger(__name__)
+
+
+# --- The NSFW check before an image becomes public ------------------------------------------------
+#
+# albums decides which images wait for a check and shows them to their owner and admins only
+# (models.visible_images_q); labeling runs the check. labeling registers its requester here in its
+# AppConfig.ready(), since albums never imports the apps above it. Without one (labeling not
+# installed) nothing is marked pending: an image nobody would ever check must not wait forever.
+
+CheckRequester = Callable[[list[int]], object]
+_check_requester: CheckRequester | None = None
+
+
+def register_check_requester(requester: CheckRequester | None) -> None:
+    """Have `requester(image_ids)` queue the NSFW check of images just marked pending (after commit)."""
+    global _check_requester
+    _check_requester = requester
+
+
+def nsfw_autocheck_on() -> bool:
+    """Whether new public images wait for an NSFW check: IMAGINEER_NSFW_AUTOCHECK, and a checker installed."""
+    return bool(settings.IMAGINEER_NSFW_AUTOCHECK) and _check_requester is not None
+
+
+def new_image_check_fields(*, is_public: bool) -> dict[str, Any]:
+    """The check fields a new image row starts with: pending when it is to be public and the autocheck is on."""
+    if is_public and nsfw_autocheck_on():
+        return {"nsfw_check": NsfwCheck.PENDING, "nsfw_check_attempts": 0, "nsfw_check_at": timezone.now()}
+    return {}
+
+
+def request_nsfw_checks_on_commit(image_ids: Sequence[int]) -> None:
+    """Once the transaction that marked these images pending commits, ask the checker to queue their check.
+
+    A failure to ask (the broker unreachable, say) never undoes the storing that came before: the
+    images stay pending and hidden, and the sweep (labeling.tasks.sweep_nsfw_checks) asks again.
+    """
+    ids = list(dict.fromkeys(image_ids))
+    requester = _check_requester
+    if not ids or requester is None:
+        return
+
+    def request() -> None:
+        try:
+            requester(ids)
+        except Exception as exc:  # noqa: BLE001 - the images wait for the sweep instead
+            logger.error("image.check_not_requested", image_count=len(ids), exc_type=type(exc).__name__)
+
+    transaction.on_commit(request)
+
+
+def mark_nsfw_checks_pending(image_ids: Sequence[int]) -> int:
+    """Put these images' check back to pending with fresh attempts ("check now", a failed check's retry).
+
+    They are hidden from everyone but their owner and admins until the new check passes. The
+    caller queues the check. Returns how many images there were.
+    """
+    return Image.objects.filter(pk__in=list(image_ids)).update(
+        nsfw_check=NsfwCheck.PENDING,
+        nsfw_check_attempts=0,
+        nsfw_check_at=timezone.now(),
+        nsfw_check_error="",
+        updated_at=timezone.now(),
+    )
+
+
+def record_nsfw_checks_queued(image_ids: Sequence[int]) -> int:
+    """Count one more check queued for each of these pending images (the sweep gives up after a few)."""
+    now = timezone.now()
+    return Image.objects.filter(pk__in=list(image_ids), nsfw_check=NsfwCheck.PENDING).update(
+        nsfw_check_attempts=F("nsfw_check_attempts") + 1, nsfw_check_at=now, updated_at=now
+    )
+
+
+def end_nsfw_checks(image_ids: Sequence[int], *, passed: bool, reason: str = "") -> int:
+    """End the check of these images (pending or failed ones): passed, or failed with `reason` for admins.
+
+    A passed image shows to everyone when it is public and not NSFW: the rating was stored before.
+    """
+    now = timezone.now()
+    return Image.objects.filter(pk__in=list(image_ids), nsfw_check__in=CHECK_OPEN).update(
+        nsfw_check=NsfwCheck.PASSED if passed else NsfwCheck.FAILED,
+        nsfw_check_at=now,
+        nsfw_check_error="" if passed else reason[:4000],
+        updated_at=now,
+    )
+
+
+def _check_publicised(image_ids: Sequence[int]) -> list[int]:
+    """Mark pending the images of `image_ids` about to be made public that never needed a check.
+
+    An image stored private skipped the check; switched to public while the autocheck is on, it
+    waits for one like a new image (nothing becomes public unchecked). Returns their ids; the
+    caller requests their check once committed.
+    """
+    if not nsfw_autocheck_on():
+        return []
+    ids = list(
+        Image.objects.filter(pk__in=list(image_ids), is_public=False, nsfw_check=NsfwCheck.NOT_REQUIRED).values_list(
+            "pk", flat=True
+        )
+    )
+    if ids:
+        Image.objects.filter(pk__in=ids).update(**new_image_check_fields(is_public=True))
+    return ids
 
 
 class ImageIdsNotFound(ImagineerError):
@@ -88,6 +197,7 @@ def store_image(
 
     if fields.get("is_nsfw"):
         fields["nsfw_flag_source"] = NsfwFlagSource.MANUAL  # the uploader said so: a manual flag
+    fields.update(new_image_check_fields(is_public=fields.get("is_public", True)))  # public unless told
     written: list[str] = []
     try:
         thumb_name = default_storage.save(_storage_name("thumbnails", "webp"), ContentFile(facts.thumbnail))
@@ -116,6 +226,8 @@ def store_image(
                 )
             if album is not None:
                 add_images_to_album(album, [image.pk], user=user)
+            if image.nsfw_check == NsfwCheck.PENDING:
+                request_nsfw_checks_on_commit([image.pk])  # dropped with the row if this rolls back
     except IntegrityError:
         # The same bytes were stored by a concurrent request between our check and our insert.
         _delete_files(written)
@@ -253,7 +365,8 @@ def set_image_flags(
     """Set is_nsfw and/or is_public on many images at once (all or none).
 
     An is_nsfw set here is a manual decision: it is recorded (who, when) and machine ratings no
-    longer change it (see apply_machine_nsfw_rating).
+    longer change it (see apply_machine_nsfw_rating). A private image that never needed an NSFW
+    check and is made public here waits for one first while the autocheck is on.
     """
     existing_image_ids(image_ids)
     changes: dict[str, Any] = {}
@@ -264,6 +377,8 @@ def set_image_flags(
         changes["is_public"] = is_public
     if not changes:
         raise ImagineerError("Nothing to change: give is_nsfw and/or is_public.", code="nothing_to_change")
+    if is_public:
+        request_nsfw_checks_on_commit(_check_publicised(image_ids))
     if is_nsfw is not None:
         # Recorded where the value changes, or where a machine's value becomes an admin's decision.
         decided = (
@@ -283,10 +398,10 @@ def set_image_flags(
 
 @transaction.atomic
 def update_image(image: Image, *, user=None, **fields: Any) -> Image:
-    """Change an image's editable fields; is_nsfw goes through set_image_flags (a manual flag)."""
-    is_nsfw = fields.pop("is_nsfw", None)
-    if is_nsfw is not None:
-        set_image_flags([image.pk], is_nsfw=is_nsfw, user=user)
+    """Change an image's editable fields; is_nsfw (a manual flag) and is_public go through set_image_flags."""
+    is_nsfw, is_public = fields.pop("is_nsfw", None), fields.pop("is_public", None)
+    if is_nsfw is not None or is_public is not None:
+        set_image_flags([image.pk], is_nsfw=is_nsfw, is_public=is_public, user=user)
     if fields:
         for name, value in fields.items():
             setattr(image, name, value)

@@ -141,9 +141,10 @@ class SetRun(AbstractJob):
     completed_items = models.PositiveIntegerField(default=0)
     failed_items = models.PositiveIntegerField(default=0)
     failures = models.JSONField(default=list, blank=True, help_text='[{"row": n, "error": ...}]')
+    inference_seconds = models.FloatField(default=0, help_text="Diffusion time of every batch, summed.")
 
     task_name = "generation.tasks.run_set_run"
-    retry_reset_fields = {"completed_items": 0, "failed_items": 0, "failures": []}
+    retry_reset_fields = {"completed_items": 0, "failed_items": 0, "failures": [], "inference_seconds": 0}
 
     class Meta(AbstractJob.Meta):
         verbose_name = "set run"

@@ -26,7 +26,7 @@ from generation.pipeline.metadata import encode_png
 from generation.pipeline.schedulers import scheduler_label
 from generation.registry import InvalidLora, check_loras_fit, default_model, model_defaults, resolve_lora
 from generation.sets import item_label, join_negative_prompts, render_set_prompt
-from imagineer.core import jobs
+from imagineer.core import jobs, quotas
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.core.runtime_config import get_runtime_config
@@ -65,7 +65,7 @@ def start_generation_job(
     if album is not None and album.is_set_template:
         raise album_services.AlbumIsTemplate(f"'{album.name}' is a set template: templates never collect images.")
     defaults = model_defaults(model)
-    with transaction.atomic():
+    with quotas.admit(user, images=count, gpu=True), transaction.atomic():
         job = GenerationJob.objects.create(
             prompt=prompt,
             negative_prompt=defaults["negative_prompt"] if negative_prompt is None else negative_prompt,
@@ -83,6 +83,18 @@ def start_generation_job(
         )
         jobs.enqueue_job(job)
     return job
+
+
+def retry_generation_job(job: GenerationJob, *, user) -> GenerationJob:
+    """Queue a failed or cancelled job again; the images it still has to make count against the quota."""
+    with quotas.admit(user, images=max(0, job.count - job.images.count()), gpu=True):
+        return jobs.retry_job(job)
+
+
+def retry_set_run(run: SetRun, *, user) -> SetRun:
+    """Queue a failed or cancelled set run again (all rows: a retry starts the run afresh)."""
+    with quotas.admit(user, images=run.total_items, gpu=True):
+        return jobs.retry_job(run)
 
 
 def rerun_generation_job(job: GenerationJob, *, user) -> GenerationJob:
@@ -271,7 +283,7 @@ def start_set_run(
         "items": list(template.template_items),  # snapshot: editing the template later changes no run
     }
     name = album_name or f"{template.name} · {theme} · {timezone.now():%Y-%m-%d %H:%M}"
-    with transaction.atomic():
+    with quotas.admit(user, images=len(parameters["items"]), gpu=True), transaction.atomic():
         run = SetRun.objects.create(
             template=template,
             album_name=name[:255],
@@ -342,6 +354,8 @@ def run_set_run(run: SetRun) -> None:
         saved: set[int] = set()
         try:
             output = _generate_or_explain(run.model, request, on_step=cancel_check)
+            # GPU time, for the owner's daily quota (imagineer.core.quotas).
+            jobs.update_job(run, inference_seconds=F("inference_seconds") + round(output.inference_seconds, 4))
             for row, pil_image in zip(rows, output.images, strict=True):
                 parameters = _image_parameters(
                     prompt=prompts[row],

@@ -28,6 +28,8 @@ TASK_QUEUES = {
     "training.tasks.train_lora": "training",
     "training.tasks.scrape_site": "scraping",
     "labeling.tasks.run_labeling_run": "labeling",
+    "labeling.tasks.run_nsfw_check": "labeling",
+    "labeling.tasks.sweep_nsfw_checks": "maintenance",
     "legacy.tasks.run_import": "maintenance",
     "imagineer.core.tasks.reap_stale_jobs": "maintenance",
     "imagineer.core.tasks.resend_lost_jobs": "maintenance",

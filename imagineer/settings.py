@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.google",
+    "allauth.headless",
+    "corsheaders",
     "imagineer.core",
     "albums",
     "generation",
@@ -61,6 +63,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "imagineer.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that may answer (WhiteNoise, CommonMiddleware): error bodies carry CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -286,6 +290,36 @@ if GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET:
     # Credentials from the environment; otherwise an operator adds a SocialApp in admin (not both).
     SOCIALACCOUNT_PROVIDERS["google"]["APP"] = {"client_id": GOOGLE_CLIENT_ID, "secret": GOOGLE_CLIENT_SECRET}
 
+# Who gets an account at their first Google sign-in (imagineer/core/signup.py, docs/SECURITY.md):
+# closed (default): IMAGINEER_ADMIN_EMAILS and invited addresses only; allowlist: also verified
+# addresses in IMAGINEER_SIGNUP_EMAILS or at a domain in IMAGINEER_SIGNUP_DOMAINS; open: anybody.
+IMAGINEER_SIGNUP = env.str("IMAGINEER_SIGNUP", default="closed").strip().lower()
+IMAGINEER_SIGNUP_EMAILS = [e.strip().lower() for e in env.list("IMAGINEER_SIGNUP_EMAILS", default=[]) if e.strip()]
+IMAGINEER_SIGNUP_DOMAINS = [
+    d.strip().lower().lstrip("@") for d in env.list("IMAGINEER_SIGNUP_DOMAINS", default=[]) if d.strip()
+]
+# Days an invitation stays usable, and whom the "sign-up is closed" page tells people to ask.
+IMAGINEER_INVITE_DAYS = env.int("IMAGINEER_INVITE_DAYS", default=14)
+IMAGINEER_SIGNUP_CONTACT = env.str("IMAGINEER_SIGNUP_CONTACT", default="")
+
+# --- Nothing public before an NSFW check (labeling.autocheck, docs/SECURITY.md) ---------------
+# On: every new image that would be public is checked on the labeling queue first and stays
+# visible only to its owner and admins until the check has passed. Off: the earlier behaviour.
+IMAGINEER_NSFW_AUTOCHECK = env.bool("IMAGINEER_NSFW_AUTOCHECK", default=True)
+
+# --- A separate web frontend (CORS) -----------------------------------------------------------
+# Origins (scheme://host[:port]) whose pages may call the API with credentials. Empty: none.
+IMAGINEER_CORS_ALLOWED_ORIGINS = env.list("IMAGINEER_CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = IMAGINEER_CORS_ALLOWED_ORIGINS
+CORS_ALLOW_CREDENTIALS = True
+# The API, allauth's headless sign-in for browsers, and nothing else (never the admin).
+CORS_URLS_REGEX = r"^/(api|_allauth)/.*$"
+CORS_EXPOSE_HEADERS = ["Retry-After", "Location", "X-Request-ID"]
+# A page on an allowed origin posts with the CSRF token it read from /api/auth/csrf.
+CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, *IMAGINEER_CORS_ALLOWED_ORIGINS]
+HEADLESS_CLIENTS = ("browser",)
+HEADLESS_ONLY = False
+
 # --- Proxy / TLS ----------------------------------------------------------------------------
 # Behind a TLS-terminating proxy, trust its X-Forwarded-Proto/Host so absolute URLs (OAuth
 # callbacks included) are https. Only turn on when a proxy you control sets these headers.
@@ -424,11 +458,16 @@ IMAGINEER_WORKER_STALE_AFTER_SECONDS = env.float("IMAGINEER_WORKER_STALE_AFTER_S
 # maintenance worker runs, beat must not pile up a message per interval.
 CELERY_BEAT_SCHEDULE = {
     name: {
-        "task": f"imagineer.core.tasks.{task}",
+        "task": task,
         "schedule": IMAGINEER_JOB_SWEEP_SECONDS,
         "options": {"expires": IMAGINEER_JOB_SWEEP_SECONDS * 0.9},
     }
-    for name, task in (("reap-stale-jobs", "reap_stale_jobs"), ("resend-lost-jobs", "resend_lost_jobs"))
+    for name, task in (
+        ("reap-stale-jobs", "imagineer.core.tasks.reap_stale_jobs"),
+        ("resend-lost-jobs", "imagineer.core.tasks.resend_lost_jobs"),
+        # Images waiting for their NSFW check whose check job was lost or failed are checked again.
+        ("sweep-nsfw-checks", "labeling.tasks.sweep_nsfw_checks"),
+    )
 }
 
 # --- Logging --------------------------------------------------------------------------------

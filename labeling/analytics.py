@@ -15,7 +15,7 @@ Two sources carry the /api/labels/* figures (docs/PERFORMANCE.md has their cost 
   album's labels (small), a page by count, with the number of texts and the counts' total.
 
 Scope: admins aggregate over everything; everyone else (anonymous or signed in) over public,
-non-NSFW images only, the same for every caller, so no tag text or count of a private or NSFW
+non-NSFW images cleared by the NSFW check only, the same for every caller, so no tag text or count of a private or NSFW
 image ever reaches them (a signed-in user's own private images are theirs to browse, not part
 of these aggregates) and the tally can hold one hidden count per text. The `album` filter is
 checked against `Album.objects.visible_to(user)` by the caller (the API's query serializer).
@@ -51,7 +51,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Collate
 
-from albums.models import Album, AlbumImage, Image, visible_images_q
+from albums.models import Album, AlbumImage, Image, public_images_q, visible_images_q
 from imagineer.core.errors import NotFoundError
 from labeling.models import TAG_TYPES, Label, LabelerResult, LabelSource, LabelTextTally, LabelType
 from labeling.tally import compact_label_tallies
@@ -178,9 +178,10 @@ class _SumOverGroups(Func):
     window_compatible = True
 
 
-# What non-admins' aggregates cover: the public, non-NSFW images (albums.models.visible_images_q
-# without its "own private images" part, which would make every signed-in user a scope of their own).
-PUBLIC_IMAGES = Q(is_public=True, is_nsfw=False)
+# What non-admins' aggregates cover: the public, non-NSFW images the NSFW check cleared
+# (albums.models.visible_images_q without its "own images" part, which would make every signed-in
+# user a scope of their own).
+PUBLIC_IMAGES = public_images_q()
 
 
 def _sees_everything(user) -> bool:

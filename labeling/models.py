@@ -112,6 +112,30 @@ class LabelingRun(AbstractJob):
         verbose_name = "labeling run"
 
 
+class NsfwCheckJob(AbstractJob):
+    """The NSFW check of images stored together (a generation job's image, an upload, an import batch).
+
+    Queued after they were stored, when they are to be public and the autocheck is on
+    (labeling.autocheck). Each image ends its check passed or failed as the job reaches it; the
+    labels and rating the labeler gives are stored as a labeling run would store them.
+    """
+
+    images = models.ManyToManyField(Image, related_name="nsfw_check_jobs")
+    labeler = models.CharField(max_length=16, choices=LabelerName.choices)
+    source_model = models.CharField(max_length=100, blank=True, help_text="The labeler's model, as configured.")
+    passed_count = models.PositiveIntegerField(default=0)
+    failed_count = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text='[{"image_id": ..., "error": ...}]')
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+
+    task_name = "labeling.tasks.run_nsfw_check"
+    retry_reset_fields = {"passed_count": 0, "failed_count": 0, "failures": [], "input_tokens": 0, "output_tokens": 0}
+
+    class Meta(AbstractJob.Meta):
+        verbose_name = "NSFW check"
+
+
 class LabelerResult(models.Model):
     """The last time a labeler labeled an image, and the rating it gave: what `force` is about."""
 
@@ -137,9 +161,10 @@ class LabelerResult(models.Model):
 class LabelTextTally(models.Model):
     """Per label text and scope: how many labels carry it, and how many of those are on hidden images.
 
-    Hidden = not public, or NSFW: what a non-admin's analytics leave out, so their count is
-    `total - hidden`. Scope is a label type, or ALL (every type: distinct texts) or TAGS (the
-    TAG_TYPES: top tags). Written only by labeling.tally (compaction and rebuild); never edit rows.
+    Hidden = not public, NSFW, or not cleared by the NSFW check (albums.models.public_images_q):
+    what a non-admin's analytics leave out, so their count is `total - hidden`. Scope is a label
+    type, or ALL (every type: distinct texts) or TAGS (the TAG_TYPES: top tags). Written only by
+    labeling.tally (compaction and rebuild); never edit rows.
     """
 
     ALL = "*all"
@@ -183,8 +208,8 @@ class LabelTextDelta(models.Model):
 
 class LabelTallyImageChange(models.Model):
     """An image whose visibility may differ from what the tally counted: appended by triggers on
-    albums_image when one is created hidden, changes is_public/is_nsfw so that it turns hidden or
-    visible, or is deleted while hidden."""
+    albums_image when one is created hidden, changes is_public/is_nsfw/nsfw_check so that it turns
+    hidden or visible, or is deleted while hidden."""
 
     image_id = models.BigIntegerField()
 

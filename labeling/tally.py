@@ -6,7 +6,8 @@ maintains it, not the ORM:
 
 - Triggers append. On labeling_label every insert, delete and change of (text, type, image)
   appends ±1 rows to LabelTextDelta; on albums_image an image created hidden, turning hidden or
-  visible, or deleted while hidden appends its id to LabelTallyImageChange. Append-only: no
+  visible (is_public, is_nsfw, nsfw_check), or deleted while hidden appends its id to
+  LabelTallyImageChange. Append-only: no
   writer ever locks or waits on a shared tally row, so concurrent labeling workers cannot
   deadlock on hot tags, and bulk_create, queryset updates and deletes are all covered. On
   PostgreSQL the triggers are statement-level (one INSERT ... SELECT from the transition table
@@ -26,7 +27,8 @@ maintains it, not the ORM:
   reinstalls the triggers and rebuilds (O(labels), a second at the embedded deployment's size).
 
 Scopes: each label type, ALL (every type: one row per distinct text) and TAGS (TAG_TYPES).
-Hidden is "not (is_public and not is_nsfw)"; a non-admin's count is total - hidden.
+Hidden is "not (is_public and not is_nsfw and nsfw_check cleared)" (albums.models.public_images_q
+in SQL); a non-admin's count is total - hidden.
 Invariant relied on: text_key = SHA-256 of text (Label.save and every bulk_create set it).
 Changing a trigger or the tables: a new migration that runs install_triggers() (CREATE OR REPLACE)
 and, if the meaning of the counts changed, rebuild_label_tallies().
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 from django.db import connections, transaction
 
+from albums.models import CHECK_CLEARED
 from labeling.models import TAG_TYPES, LabelTextTally
 
 LABEL = "labeling_label"
@@ -48,7 +51,9 @@ HIDDEN = "labeling_labeltallyhiddenimage"
 # pg_advisory_xact_lock key of the compactor ("label tally" in ASCII, as a bigint).
 COMPACTION_LOCK = 0x6C_61_62_74_61_6C_6C_79
 
-_HIDDEN_IMAGE = "NOT ({t}.is_public AND NOT {t}.is_nsfw)"
+# albums.models.public_images_q, negated, in SQL: not public, NSFW, or not cleared by the NSFW check.
+_CLEARED_SQL = ", ".join(f"'{value}'" for value in CHECK_CLEARED)
+_HIDDEN_IMAGE = "NOT ({t}.is_public AND NOT {t}.is_nsfw AND {t}.nsfw_check IN (" + _CLEARED_SQL + "))"
 _TAG_TYPES_SQL = ", ".join(f"'{value}'" for value in TAG_TYPES)
 
 
@@ -268,7 +273,7 @@ _SQLITE_TRIGGERS = [
     ),
     (
         "labeling_tally_image_update",
-        f"""AFTER UPDATE OF is_public, is_nsfw ON {IMAGE} FOR EACH ROW
+        f"""AFTER UPDATE OF is_public, is_nsfw, nsfw_check ON {IMAGE} FOR EACH ROW
             WHEN {_HIDDEN_IMAGE.format(t="OLD")} IS NOT {_HIDDEN_IMAGE.format(t="NEW")}""",
         f"INSERT INTO {CHANGE} (image_id) VALUES (NEW.id)",
     ),

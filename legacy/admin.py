@@ -22,6 +22,7 @@ class ImportRunAdmin(JobAdmin):
         "already_present_count",
         "duplicate_count",
         "skipped_count",
+        "links_outside_count",
         "albums_created",
         "created_at",
         "finished_at",

@@ -1,10 +1,16 @@
 """Scan the legacy roots (outputs, image packs) into one LegacyRecord per image.
 
-The walk follows directory symlinks (a symlinked root too) but enters each directory once, by
+The walk stays inside the roots: a symlink (to a file or a folder) whose resolved target is outside
+every root is not followed but reported as skipped, under the link's own path and never its target,
+unless the operator asked for it (`follow_links_outside`). A tree from elsewhere (a downloaded pack)
+could otherwise pull any file the importing user can read into media, and from there to the API.
+A broken link, or one that loops, is reported too. Links inside the roots are followed as before:
+a symlinked root defines its root by its resolved path; directories are entered once, by
 (st_dev, st_ino): real directories are walked first and symlinked ones afterwards, so an image is
 collected under its real path and a symlink to a folder already seen (a cycle, or an alias of a
-folder elsewhere in the roots) is reported once as skipped instead of being walked again. Symlinks
-to folders outside the roots are walked, under the link's path.
+folder elsewhere in the roots) is reported once as skipped instead of being walked again. A file
+reached through a link is collected under the link's path as well; the ingest stores its bytes once
+and links the second occurrence as a duplicate.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ NOT_A_REGULAR_FILE = "not a regular file"
 BAD_FILE_NAME = "file name is not valid UTF-8"
 THUMBNAILS_FOLDER = "thumbnails folder (not scanned)"
 ALREADY_SCANNED = "symlink to a folder already scanned"
+LINK_OUTSIDE_ROOTS = "symlink points outside the import roots"
+BROKEN_LINK = "broken symlink: its target is missing or the link loops"
 
 
 class LegacyRootMissing(Exception):
@@ -65,11 +73,13 @@ def collect(
     private_packs: NameCollection[str] = (),
     limit: int | None = None,
     known: Mapping[str, tuple[int, int, datetime]] | None = None,
+    follow_links_outside: bool = False,
 ) -> Collection:
     """Records for every image under the roots, plus what was skipped and the orphan sidecars.
 
     Results are in path order (outputs first). `limit` stops after that many records; files after
     the cut are not reported at all. Raises LegacyRootMissing before scanning if a root is missing.
+    Symlinks out of the roots are skipped (LINK_OUTSIDE_ROOTS) unless `follow_links_outside`.
     """
     if limit is not None and limit < 0:
         raise ValueError("limit must be zero or more")
@@ -84,9 +94,11 @@ def collect(
             raise LegacyRootMissing(f"The {label} folder {path} is not a directory.")
         roots.append((index, path))
 
+    # None: every link is followed. Otherwise the roots as resolved, which a link's target must be under.
+    inside = None if follow_links_outside else tuple(Path(os.path.realpath(path)) for _, path in roots)
     entries: list[_Entry] = []
     for index, path in roots:
-        entries.extend(_walk(index, path))
+        entries.extend(_walk(index, path, inside))
     entries.sort(key=lambda entry: entry.order)
 
     result = Collection(records=[], skipped=[], orphan_sidecars=[])
@@ -104,7 +116,7 @@ def collect(
     return result
 
 
-def _walk(root_index: int, root: Path) -> list[_Entry]:
+def _walk(root_index: int, root: Path, inside: tuple[Path, ...] | None) -> list[_Entry]:
     entries: list[_Entry] = []
     visited = {_identity(os.stat(root))}
     stack: list[tuple[tuple[str, ...], Path]] = [((), root)]
@@ -139,12 +151,17 @@ def _walk(root_index: int, root: Path) -> list[_Entry]:
         files: list[os.DirEntry] = []
         for child in children:
             child_parts = (*parts, child.name)
-            if not _is_dir(child):
-                files.append(child)
-            elif child.name.startswith("."):
+            is_dir = _is_dir(child)
+            if is_dir and child.name.startswith("."):
                 continue  # .git, .ipynb_checkpoints, .Trashes: never legacy albums
-            elif child.name.lower() == THUMBNAILS:
+            if is_dir and child.name.lower() == THUMBNAILS:
                 skip(child_parts, THUMBNAILS_FOLDER)
+                continue
+            refusal = _link_refusal(child, inside) if child.is_symlink() else None
+            if refusal:
+                skip(child_parts, refusal)
+            elif not is_dir:
+                files.append(child)
             elif child.is_symlink():
                 linked.append((child_parts, Path(child.path)))
             else:
@@ -158,6 +175,21 @@ def _walk(root_index: int, root: Path) -> list[_Entry]:
                     stack.append((child_parts, Path(child.path)))
         entries.extend(_directory_entries(root_index, parts, files))
     return entries
+
+
+def _link_refusal(link: os.DirEntry, inside: tuple[Path, ...] | None) -> str | None:
+    """Why the walk does not follow this symlink, or None when it does.
+
+    The target is resolved whole (links in links, `..`), so a chain that leaves the roots and comes
+    back is judged by where it ends. strict: a missing target or a loop raises instead of resolving.
+    """
+    try:
+        target = Path(os.path.realpath(link.path, strict=True))
+    except OSError:
+        return BROKEN_LINK
+    if inside is not None and not any(target.is_relative_to(root) for root in inside):
+        return LINK_OUTSIDE_ROOTS
+    return None
 
 
 def _directory_entries(root_index: int, parts: tuple[str, ...], files: list[os.DirEntry]) -> list[_Entry]:

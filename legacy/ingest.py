@@ -18,8 +18,13 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
-from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource
-from albums.services import add_images_to_album, unique_album_slug
+from albums.models import Album, AlbumImage, AlbumSource, Image, ImageSource, NsfwCheck
+from albums.services import (
+    add_images_to_album,
+    new_image_check_fields,
+    request_nsfw_checks_on_commit,
+    unique_album_slug,
+)
 from labeling.models import Label, LabelSource, LabelType, label_text_key
 from legacy import stager
 from legacy.manifest import manifest_entry
@@ -200,6 +205,8 @@ def write_staged(staged: list[StagedImage], *, run: ImportRun | None, state: Imp
                 by_album.setdefault(item.album.pk, (item.album, []))[1].append(image.pk)
             for album, ids in by_album.values():
                 add_images_to_album(album, ids)
+            # Public ones are checked for NSFW before anyone sees them (one check job per batch).
+            request_nsfw_checks_on_commit([image.pk for image in images if image.nsfw_check == NsfwCheck.PENDING])
             Label.objects.bulk_create(
                 [
                     Label(
@@ -259,6 +266,7 @@ def _new_image(item: StagedImage) -> Image:
         source=ImageSource.LEGACY,
         is_public=not item.record.album_private,
         created_at=item.record.timestamp,  # when it was made
+        **new_image_check_fields(is_public=not item.record.album_private),
         **_image_fields(item.record),
     )
 

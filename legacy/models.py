@@ -23,6 +23,10 @@ class ImportRun(AbstractJob):
     limit = models.PositiveIntegerField(null=True, blank=True)
     private_packs = models.JSONField(default=list, blank=True)
     manifest_path = models.TextField(blank=True)
+    # Set only by the command's --follow-links-outside (no API sets it); kept so a retry walks alike.
+    follow_links_outside = models.BooleanField(
+        default=False, help_text="Symlinks pointing outside the import roots were followed (--follow-links-outside)."
+    )
 
     files_seen = models.PositiveIntegerField(default=0)
     imported_count = models.PositiveIntegerField(default=0)
@@ -30,6 +34,9 @@ class ImportRun(AbstractJob):
     duplicate_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0, help_text="Not images, unreadable or corrupt.")
     orphan_sidecar_count = models.PositiveIntegerField(default=0)
+    links_outside_count = models.PositiveIntegerField(
+        default=0, help_text="Symlinks pointing outside the import roots, not followed (counted in skipped too)."
+    )
     albums_created = models.PositiveIntegerField(default=0)
     albums_reused = models.PositiveIntegerField(default=0)
     skipped = models.JSONField(default=list, blank=True, help_text='[{"path": ..., "reason": ...}] (relative paths)')
@@ -42,6 +49,7 @@ class ImportRun(AbstractJob):
         "duplicate_count": 0,
         "skipped_count": 0,
         "orphan_sidecar_count": 0,
+        "links_outside_count": 0,
         "albums_created": 0,
         "albums_reused": 0,
         "skipped": [],

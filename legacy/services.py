@@ -36,7 +36,7 @@ from imagineer.core.logging import get_logger
 from imagineer.core.models import JobStatus
 from labeling.tally import compact_label_tallies
 from legacy import stager
-from legacy.collectors import collect
+from legacy.collectors import LINK_OUTSIDE_ROOTS, collect
 from legacy.ingest import import_collection
 from legacy.manifest import manifest_entry, write_manifest
 from legacy.models import AssetOutcome, ImportMode, ImportRun, LegacyAlbum, LegacyAsset
@@ -120,6 +120,7 @@ class ImportOptions:
     limit: int | None = None
     private_packs: tuple[str, ...] = ()
     thumbnails: str = "job"  # job | inline | none
+    follow_links_outside: bool = False  # the command's --follow-links-outside only; no API sets it
 
 
 def options_of(run: ImportRun) -> ImportOptions:
@@ -129,6 +130,7 @@ def options_of(run: ImportRun) -> ImportOptions:
         mode=run.mode,
         limit=run.limit,
         private_packs=tuple(run.private_packs),
+        follow_links_outside=run.follow_links_outside,
     )
 
 
@@ -141,8 +143,18 @@ def collect_for(options: ImportOptions) -> Collection:
         )
     }
     return collect(
-        options.outputs, options.packs, private_packs=options.private_packs, limit=options.limit, known=known
+        options.outputs,
+        options.packs,
+        private_packs=options.private_packs,
+        limit=options.limit,
+        known=known,
+        follow_links_outside=options.follow_links_outside,
     )
+
+
+def count_links_outside(collection: Collection) -> int:
+    """Symlinks the walk did not follow because they point outside the roots."""
+    return sum(1 for skipped in collection.skipped if skipped.reason == LINK_OUTSIDE_ROOTS)
 
 
 def plan_collection(collection: Collection) -> dict[str, Any]:
@@ -195,6 +207,7 @@ def plan_collection(collection: Collection) -> dict[str, Any]:
         "albums": dict(sorted(per_album.items())),
         "albums_to_create": len(new_albums),
         "orphan_sidecars": len(collection.orphan_sidecars),
+        "links_outside": count_links_outside(collection),
         "entries": entries,
     }
 
@@ -207,6 +220,7 @@ def start_import_run(options: ImportOptions, *, manifest_path: Path, user=None) 
         mode=options.mode,
         limit=options.limit,
         private_packs=list(options.private_packs),
+        follow_links_outside=options.follow_links_outside,
         manifest_path=str(manifest_path),
         created_by=user if user is not None and user.is_authenticated else None,
     )
@@ -248,7 +262,17 @@ def _run_import_locked(run: ImportRun, *, progress: Callable[[int, int], None] |
             progress(done, total)
 
     state = import_collection(collection, mode=options.mode, run=run, thumbnails=thumbnails, progress=report)
-    write_manifest(Path(run.manifest_path), state.manifest, summary={"run": run.pk, **state.outcomes})
+    links_outside = count_links_outside(collection)
+    write_manifest(
+        Path(run.manifest_path),
+        state.manifest,
+        summary={
+            "run": run.pk,
+            **state.outcomes,
+            "links_outside": links_outside,
+            "follow_links_outside": options.follow_links_outside,
+        },
+    )
     counts = state.outcomes
     jobs.update_job(
         run,
@@ -257,6 +281,7 @@ def _run_import_locked(run: ImportRun, *, progress: Callable[[int, int], None] |
         duplicate_count=counts["duplicate"],
         skipped_count=counts["skipped"],
         orphan_sidecar_count=len(collection.orphan_sidecars),
+        links_outside_count=links_outside,
         albums_created=counts["albums_created"],
         albums_reused=counts["albums_reused"],
         skipped=[{"path": e["source"], "reason": e["reason"]} for e in state.manifest if e["outcome"] == "skipped"],

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from albums import services
-from albums.models import Album
+from albums.models import Album, Image
 
 _colors = itertools.count(1)
 
@@ -77,11 +77,18 @@ class AlbumFactory(factory.django.DjangoModelFactory):
     is_public = True
 
 
-def make_image(*, fmt: str = "PNG", album: Album | None = None, **fields):
-    """Store a real image through the upload service; flags and metadata as keyword arguments."""
+def make_image(*, fmt: str = "PNG", album: Album | None = None, nsfw_check: str | None = None, **fields):
+    """Store a real image through the upload service; flags and metadata as keyword arguments.
+
+    `nsfw_check` puts the stored image in that NSFW check state (as the check would leave it),
+    whatever the autocheck made of it.
+    """
     data = io.BytesIO(image_bytes(fmt))
     image, created = services.store_image(data, original_filename=f"test.{fmt.lower()}", album=album, **fields)
     assert created
+    if nsfw_check is not None:
+        Image.objects.filter(pk=image.pk).update(nsfw_check=nsfw_check)
+        image.refresh_from_db()
     return image
 
 
@@ -91,6 +98,7 @@ JOB_KINDS = [
     "GenerationJob",
     "SetRun",
     "LabelingRun",
+    "NsfwCheckJob",
     "ImportRun",
     "TrainingRun",
     "ScrapeJob",
@@ -103,7 +111,7 @@ def make_job_row(label: str):
     from albums.models import ThumbnailJob
     from generation.models import DiffusionModel, GenerationJob, ModelSource, SetRun
     from imagineer.ops.models import PurgeRun, RetentionPolicy
-    from labeling.models import LabelingRun
+    from labeling.models import LabelingRun, NsfwCheckJob
     from legacy.models import ImportRun
     from training.models import ScrapeJob, TrainingRun
 
@@ -121,6 +129,8 @@ def make_job_row(label: str):
         return SetRun.objects.create(template=template, album_name="Out", theme="t", model=model())
     if label == "LabelingRun":
         return LabelingRun.objects.create(labeler="nudenet")
+    if label == "NsfwCheckJob":
+        return NsfwCheckJob.objects.create(labeler="nudenet")
     if label == "ImportRun":
         return ImportRun.objects.create()
     if label == "TrainingRun":

@@ -95,8 +95,8 @@ def wait_serving(url: str, proc: subprocess.Popen, output: OutputWatcher, timeou
             response = requests.get(url, timeout=5)
             if response.status_code == 200:
                 return response
-        except requests.ConnectionError:
-            pass  # not listening yet
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or still loading the app on a busy machine
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer 200 within {timeout}s:\n{output.text[-3000:]}")
 

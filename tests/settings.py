@@ -24,6 +24,11 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed: n
 ANTHROPIC_API_KEY = ""
 ANTHROPIC_BASE_URL = ""
 IMAGINEER_LABELER = "auto"
+# The NSFW autocheck (IMAGINEER_NSFW_AUTOCHECK, on in production) is off in this test process: most
+# tests store public images and read them back anonymously at once, as before the check existed.
+# Tests of the check turn it on (the `settings` fixture; it is read at call time). Processes a test
+# starts (Celery workers, web servers) run the production settings: the check is on there.
+IMAGINEER_NSFW_AUTOCHECK = False
 # The test sites are served on 127.0.0.1; other loopback addresses (127.0.0.2 …) stay refused, which
 # is how the scraper's private-network guard is tested without touching a real private network.
 IMAGINEER_SCRAPE_ALLOWED_HOSTS = ["127.0.0.1"]

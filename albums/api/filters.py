@@ -4,7 +4,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
-from albums.models import Album, AlbumType, Image, ImageSource
+from albums.models import Album, AlbumType, Image, ImageSource, NsfwCheck
 
 
 class UtcIsoDateTimeField(IsoDateTimeField):
@@ -28,6 +28,10 @@ class ImageFilter(django_filters.FilterSet):
     is_nsfw = django_filters.BooleanFilter(help_text="Admins only in effect: others never see NSFW images.")
     is_public = django_filters.BooleanFilter()
     source = django_filters.ChoiceFilter(choices=ImageSource.choices)
+    nsfw_check = django_filters.ChoiceFilter(
+        choices=NsfwCheck.choices,
+        help_text="The NSFW check's state. Others than admins see pending and failed ones of their own only.",
+    )
     album = django_filters.NumberFilter(method="filter_album", help_text="Album id.")
     model = django_filters.CharFilter()
     q = django_filters.CharFilter(field_name="prompt", lookup_expr="icontains", help_text="Text in the prompt.")
@@ -36,7 +40,7 @@ class ImageFilter(django_filters.FilterSet):
 
     class Meta:
         model = Image
-        fields = ["is_nsfw", "is_public", "source", "album", "model", "sha256"]
+        fields = ["is_nsfw", "is_public", "nsfw_check", "source", "album", "model", "sha256"]
 
     def filter_album(self, queryset, name, value):
         # Only albums the caller may see: a private album's contents never show through a filter.

@@ -37,7 +37,7 @@ class ImageSerializer(AdminEnrichedMixin, StrictModelSerializer):
     """An image as clients see it. Files are reached by URL, never by path."""
 
     # Moderation data: a machine's ADULT on an image an admin judged safe is not for the public.
-    admin_only_fields = ("nsfw_rating", "nsfw_flag_source")
+    admin_only_fields = ("nsfw_rating", "nsfw_flag_source", "nsfw_check_error")
 
     url = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
@@ -68,6 +68,8 @@ class ImageSerializer(AdminEnrichedMixin, StrictModelSerializer):
             "nsfw_rating",
             "nsfw_flag_source",
             "is_public",
+            "nsfw_check",
+            "nsfw_check_error",
             "source",
             "created_at",
             "updated_at",
@@ -75,6 +77,8 @@ class ImageSerializer(AdminEnrichedMixin, StrictModelSerializer):
         read_only_fields = [
             "nsfw_rating",
             "nsfw_flag_source",
+            "nsfw_check",
+            "nsfw_check_error",
             "sha256",
             "width",
             "height",

@@ -27,7 +27,7 @@ from albums.api.serializers import (
     ThumbnailRebuildSerializer,
 )
 from albums.models import Album, Image, ThumbnailJob, visible_images_q
-from imagineer.core import jobs
+from imagineer.core import jobs, quotas
 from imagineer.core.errors import NotFoundError
 from imagineer.core.parsers import FileUploadParsersMixin
 from imagineer.core.permissions import IsAdmin
@@ -39,7 +39,8 @@ CACHE_PRIVATE = "private, no-store"
 
 
 def _cache_control(image: Image) -> str:
-    if not image.is_public or image.is_nsfw:
+    # Only what everyone may see goes to shared caches: an owner's private, NSFW or unchecked image never does.
+    if not image.is_visible_to_everyone:
         return CACHE_PRIVATE
     return f"public, max-age={settings.IMAGINEER_BROWSER_CACHE_SECONDS}, s-maxage={settings.IMAGINEER_SHARED_CACHE_SECONDS}"
 
@@ -61,7 +62,8 @@ def _stream(image: Image, name: str, content_type: str, download_name: str) -> F
 
 
 class ImageViewSet(FileUploadParsersMixin, viewsets.ModelViewSet):
-    """Images. Anonymous and non-admin users see only public, non-NSFW images; admins see all.
+    """Images. Anonymous and non-admin users see public, non-NSFW images whose NSFW check has passed (or
+    was never needed), plus a signed-in user's own; admins see all.
 
     The upload (create) takes multipart/form-data only; every other write JSON only.
     """
@@ -101,7 +103,11 @@ class ImageViewSet(FileUploadParsersMixin, viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data.pop("file")
-        image, created = services.store_image(upload, original_filename=upload.name or "", user=request.user, **data)
+        # An upload is an image made today: it counts against the uploader's daily image quota.
+        with quotas.admit(request.user, images=1, jobs=0):
+            image, created = services.store_image(
+                upload, original_filename=upload.name or "", user=request.user, **data
+            )
         context = {**self.get_serializer_context(), "duplicate": not created}
         body = ImageUploadResultSerializer(image, context=context).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -118,7 +118,7 @@ class GenerationJobViewSet(
         """Queue this failed or cancelled job again (202). Images it stored before it stopped are kept
         and not made twice (same seed, same bytes); limited like new jobs."""
         enforce_rate_limit(request, group="generation.jobs", rate=settings.IMAGINEER_GENERATION_RATE)
-        jobs.retry_job(self.get_object())
+        services.retry_generation_job(self.get_object(), user=request.user)
         # Read again through the queryset: retry_job's refresh drops the images visible to this user.
         return accepted(self.get_object(), GenerationJobSerializer, request)
 
@@ -149,7 +149,8 @@ class SetRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled set run again (its counters reset; rows already made are kept)."""
-        return accepted(jobs.retry_job(get_object_or_404(SetRun, pk=pk)), SetRunSerializer, request)
+        run = services.retry_set_run(get_object_or_404(SetRun, pk=pk), user=request.user)
+        return accepted(run, SetRunSerializer, request)
 
 
 class SetTemplateViewSet(viewsets.GenericViewSet):

@@ -1,11 +1,20 @@
+import smtplib
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from imagineer.celery import queue_for_task
-from imagineer.core import jobs
-from imagineer.core.models import AbstractJob, CeleryWorker, User
+from imagineer.core import jobs, quotas, signup
+from imagineer.core.auth import deactivate_user, reactivate_user
+from imagineer.core.logging import get_logger
+from imagineer.core.models import AbstractJob, CeleryWorker, Invitation, User, UserQuota
 from imagineer.core.workers import (
     LiveQueues,
     WorkerState,
@@ -18,7 +27,228 @@ admin.site.site_header = "Imagineer"
 admin.site.site_title = "Imagineer admin"
 admin.site.index_title = "Operations"
 
-admin.site.register(User, UserAdmin)
+logger = get_logger(__name__)
+
+
+# --- Users -------------------------------------------------------------------------------------
+
+
+def _fieldsets_with_account_state(fieldsets):
+    """UserAdmin's fieldsets with the editable is_active swapped for a read-only state: a user is
+    deactivated by the action only, which also signs them out everywhere."""
+    return tuple(
+        (name, {**options, "fields": tuple("account_state" if f == "is_active" else f for f in options["fields"])})
+        for name, options in fieldsets
+    )
+
+
+class UserQuotaInline(admin.StackedInline):
+    """This user's own quota values (empty: the runtime config's `quotas` defaults), and what they used today."""
+
+    model = UserQuota
+    can_delete = False
+    verbose_name = "quota"
+    verbose_name_plural = "quota (empty fields: the runtime config's defaults; admins are exempt unless set to No)"
+    fields = ("images_per_day", "concurrent_jobs", "gpu_seconds_per_day", "exempt", "use_today")
+    readonly_fields = ("use_today",)
+
+    @admin.display(description="Use now")
+    def use_today(self, quota: UserQuota) -> str:
+        if quota.pk is None:
+            return "—"
+        report = quotas.quota_report(quota.user)
+        parts = []
+        for name, label in (
+            ("images_per_day", "images today"),
+            ("concurrent_jobs", "jobs queued or running"),
+            ("gpu_seconds_per_day", "GPU seconds today"),
+        ):
+            entry = report[name]
+            limit = "no limit" if entry["limit"] is None else f"of {entry['limit']}"
+            parts.append(f"{entry['used']:g} {label} ({limit})")
+        return "; ".join(parts) + (" — exempt" if report["exempt"] else "")
+
+
+@admin.register(User)
+class ImagineerUserAdmin(UserAdmin):
+    list_display = ("username", "email", "first_name", "last_name", "is_staff", "is_active", "last_login")
+    list_filter = ("is_active", "is_staff", "is_superuser", "groups")
+    fieldsets = _fieldsets_with_account_state(UserAdmin.fieldsets)
+    readonly_fields = ("account_state",)
+    actions = ["deactivate_users", "reactivate_users"]
+    inlines = [UserQuotaInline]
+
+    @admin.display(description="Account")
+    def account_state(self, user: User) -> str:
+        if user.is_active:
+            return "Active. To deactivate (and sign out everywhere), use the action on the user list."
+        return "Deactivated: cannot sign in. To let them in again, use the action Reactivate on the user list."
+
+    @admin.action(description="Deactivate (sign-out everywhere)", permissions=["change"])
+    def deactivate_users(self, request, queryset):
+        if queryset.filter(pk=request.user.pk).exists():
+            # Nothing changes: an admin deselects themselves rather than getting half of what they asked.
+            self.message_user(
+                request, "You cannot deactivate yourself; nobody was deactivated. Deselect yourself.", messages.ERROR
+            )
+            return
+        users = list(queryset.filter(is_active=True))
+        for user in users:
+            deactivate_user(user, by=request.user)
+        self.message_user(
+            request,
+            f"Deactivated {len(users)} user(s): their sessions and API tokens no longer work and they cannot "
+            "sign in until reactivated.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Reactivate", permissions=["change"])
+    def reactivate_users(self, request, queryset):
+        users = list(queryset.filter(is_active=False))
+        for user in users:
+            reactivate_user(user, by=request.user)
+        self.message_user(
+            request,
+            f"Reactivated {len(users)} user(s): they can sign in again (API tokens must be made anew).",
+            messages.SUCCESS,
+        )
+
+
+# --- Invitations -------------------------------------------------------------------------------
+
+
+class InvitationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return signup.InvitationStatus.choices
+
+    def queryset(self, request, queryset):
+        if self.value() not in signup.InvitationStatus.values:
+            return queryset
+        return queryset.filter(signup.with_status(self.value()))
+
+
+class InvitationAddForm(forms.ModelForm):
+    days_valid = forms.IntegerField(
+        min_value=1,
+        max_value=signup.MAX_INVITE_DAYS,
+        initial=lambda: settings.IMAGINEER_INVITE_DAYS,
+        help_text="How long the invitation can be used (IMAGINEER_INVITE_DAYS by default).",
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ["email", "note"]
+        help_texts = {
+            "email": "The address of the person's Google account. They get an e-mail with the sign-in link; "
+            "their first sign-in with this (verified) address makes their account."
+        }
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if signup.address_taken(email):
+            raise forms.ValidationError("A user with this address exists already: there is nobody to invite.")
+        pending = Invitation.objects.filter(signup.with_status(signup.InvitationStatus.PENDING), email__iexact=email)
+        if pending.exists():
+            raise forms.ValidationError(
+                f"{pending.first()} for this address is still pending: select it in the list and use "
+                "“Send again” to send it again with a new expiry."
+            )
+        return email
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invite people by e-mail when sign-up is closed (imagineer/core/signup.py).
+
+    The address, expiry and who invited are fixed once made; "Send again" renews the expiry and
+    e-mails it again, "Revoke" ends it now (it then shows as expired).
+    """
+
+    list_display = ["__str__", "email", "status", "invited_by", "created_at", "expires_at", "used_at", "used_by"]
+    list_filter = [InvitationStatusFilter]
+    search_fields = ["email", "note"]
+    actions = ["send_again", "revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = InvitationAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["email", "days_valid", "note"]
+        return ["email", "status", "note", "invited_by", "created_at", "expires_at", "used_at", "used_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["email", "status", "invited_by", "created_at", "expires_at", "used_at", "used_by"]
+
+    @admin.display(description="Status")
+    def status(self, invitation: Invitation) -> str:
+        return signup.invitation_status(invitation).label
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.invited_by = request.user
+            obj.expires_at = signup.expiry_after(form.cleaned_data["days_valid"])
+        super().save_model(request, obj, form, change)
+        if not change:
+            logger.info("auth.invitation_created", invitation_id=obj.pk, by_user_id=request.user.pk)
+            self._send_after_commit(request, [obj])
+
+    @admin.action(description="Send again (renews the expiry)", permissions=["change"])
+    def send_again(self, request, queryset):
+        renewed = [invitation for invitation in queryset if signup.renew(invitation)]
+        skipped = queryset.count() - len(renewed)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} invitation(s) were used already and were not sent.", messages.WARNING
+            )
+        self._send_after_commit(request, renewed)
+
+    @admin.action(description="Revoke", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = sum(signup.revoke(invitation, by=request.user) for invitation in queryset)
+        skipped = queryset.count() - revoked
+        text = f"Revoked {revoked} invitation(s): they can no longer be used."
+        if skipped:
+            text += f" {skipped} were used or expired already and were left as they were."
+        self.message_user(request, text, messages.SUCCESS if revoked else messages.WARNING)
+
+    def _send_after_commit(self, request, invitations: list[Invitation]) -> None:
+        """E-mail the invitations once their rows are committed: no mail for a row that was rolled
+        back, and no database transaction held open while the mail server answers."""
+        if not invitations:
+            return
+        sign_in_url = request.build_absolute_uri(reverse("account_login"))
+
+        def send() -> None:
+            sent = []
+            for invitation in invitations:
+                try:
+                    signup.send_invitation(invitation, sign_in_url)
+                except (smtplib.SMTPException, OSError) as exc:
+                    logger.warning("auth.invitation_mail_failed", invitation_id=invitation.pk, error=type(exc).__name__)
+                    self.message_user(
+                        request,
+                        f"{invitation} is valid, but its e-mail to {invitation.email} could not be sent "
+                        f"({type(exc).__name__}). Check the mail settings (EMAIL_URL) and use “Send again”, "
+                        f"or send the person the sign-in link yourself: {sign_in_url}",
+                        messages.ERROR,
+                    )
+                else:
+                    sent.append(invitation)
+            if sent:
+                until = ", ".join(
+                    f"{i.email} (valid until {timezone.localtime(i.expires_at):%Y-%m-%d %H:%M %Z})" for i in sent
+                )
+                self.message_user(request, f"Sent the invitation e-mail to {until}.", messages.SUCCESS)
+
+        transaction.on_commit(send)
 
 
 class JobAdmin(admin.ModelAdmin):

@@ -102,3 +102,66 @@ def check_runtime_config_environment(app_configs=None, **kwargs) -> list[checks.
         )
         for key, reason in environment_problems().items()
     ]
+
+
+@checks.register()
+def check_signup_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Who may sign up (imagineer/core/signup.py): a known mode, lists that can match, sane invite days."""
+    from imagineer.core.signup import MAX_INVITE_DAYS, SIGNUP_MODES
+
+    mode = settings.IMAGINEER_SIGNUP
+    errors: list[checks.CheckMessage] = []
+    if mode not in SIGNUP_MODES:
+        errors.append(
+            checks.Error(
+                f"IMAGINEER_SIGNUP is {mode!r}, which is not a sign-up mode; it must be one of "
+                f"{', '.join(SIGNUP_MODES)}.",
+                hint="closed (the default): only IMAGINEER_ADMIN_EMAILS and invited addresses get an account; "
+                "allowlist: also IMAGINEER_SIGNUP_EMAILS and addresses at IMAGINEER_SIGNUP_DOMAINS; "
+                "open: anybody with a Google account.",
+                id="imagineer.E010",
+            )
+        )
+    not_addresses = [n for n, e in enumerate(settings.IMAGINEER_SIGNUP_EMAILS, 1) if "@" not in e]
+    if not_addresses:
+        errors.append(
+            checks.Error(
+                f"IMAGINEER_SIGNUP_EMAILS has entries that are not e-mail addresses (positions {_positions(not_addresses)} in the list).",
+                hint="List whole addresses there (a@example.com); a domain that admits all its addresses "
+                "belongs in IMAGINEER_SIGNUP_DOMAINS.",
+                id="imagineer.E011",
+            )
+        )
+    not_domains = [n for n, d in enumerate(settings.IMAGINEER_SIGNUP_DOMAINS, 1) if "@" in d or "." not in d]
+    if not_domains:
+        errors.append(
+            checks.Error(
+                f"IMAGINEER_SIGNUP_DOMAINS has entries that are not domain names (positions {_positions(not_domains)} in the list).",
+                hint="List domains there (example.com, without @); single addresses belong in IMAGINEER_SIGNUP_EMAILS.",
+                id="imagineer.E012",
+            )
+        )
+    days = settings.IMAGINEER_INVITE_DAYS
+    if not 1 <= days <= MAX_INVITE_DAYS:
+        errors.append(
+            checks.Error(
+                f"IMAGINEER_INVITE_DAYS is {days}; an invitation must stay valid 1 to {MAX_INVITE_DAYS} days.",
+                hint="Set IMAGINEER_INVITE_DAYS to a number of days in that range (default 14).",
+                id="imagineer.E013",
+            )
+        )
+    if mode == "allowlist" and not settings.IMAGINEER_SIGNUP_EMAILS and not settings.IMAGINEER_SIGNUP_DOMAINS:
+        errors.append(
+            checks.Warning(
+                "IMAGINEER_SIGNUP is allowlist but IMAGINEER_SIGNUP_EMAILS and IMAGINEER_SIGNUP_DOMAINS are empty: "
+                "sign-up works as closed.",
+                hint="List addresses in IMAGINEER_SIGNUP_EMAILS or domains in IMAGINEER_SIGNUP_DOMAINS "
+                "(comma-separated), or set IMAGINEER_SIGNUP=closed.",
+                id="imagineer.W010",
+            )
+        )
+    return errors
+
+
+def _positions(numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in numbers)

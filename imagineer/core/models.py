@@ -10,6 +10,58 @@ class User(AbstractUser):
         db_table = "core_user"
 
 
+class Invitation(models.Model):
+    """An admin's invitation: the first Google sign-in with this verified address gets an account.
+
+    Used once, and only before `expires_at` (IMAGINEER_INVITE_DAYS after it was made by default).
+    """
+
+    email = models.EmailField(help_text="The Google account's address, compared without case.")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=255, blank=True, help_text="Why, for the other admins.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        db_table = "core_invitation"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["email", "expires_at"], name="invitation_email_expiry")]
+
+    def __str__(self) -> str:
+        return f"Invitation #{self.pk}"
+
+
+class UserQuota(models.Model):
+    """One user's quota overrides (empty: the runtime config's `quotas` defaults), and their lock row.
+
+    imagineer.core.quotas locks this row while it counts a user's use and admits a request, so
+    parallel requests from one user are admitted one after another.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
+    images_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
+    concurrent_jobs = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
+    gpu_seconds_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
+    exempt = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Empty: admins are exempt, everybody else is not. Yes/No decides for this user.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "core_user_quota"
+
+    def __str__(self) -> str:
+        return f"Quota of user #{self.user_id}"
+
+
 class JobStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

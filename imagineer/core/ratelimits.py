@@ -6,6 +6,7 @@ memory otherwise.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_ratelimit.core import get_usage
 
 from imagineer.core.errors import ImagineerError
@@ -28,3 +29,33 @@ def enforce_rate_limit(request, *, group: str, rate: str, key: str = "user_or_ip
         raise RateLimited(
             f"Too many requests: the limit is {rate}. Try again in {retry_after} s.", retry_after=retry_after
         )
+
+
+# Every rate-limited group a client may hit, and the setting that holds its rate (read at call time,
+# so an override in tests or a changed environment is what /api/auth/me reports).
+RATE_LIMIT_SETTINGS = {
+    "generation.jobs": "IMAGINEER_GENERATION_RATE",
+    "images.upload": "IMAGINEER_UPLOAD_RATE",
+    "training.start": "IMAGINEER_TRAINING_START_RATE",
+    "ops.bug_reports.submit": "IMAGINEER_BUG_REPORT_RATE",
+}
+
+
+def rate_limit_state(request) -> list[dict]:
+    """Where the request's user (or address) stands in every rate-limited group, without counting."""
+    state = []
+    for group, setting in RATE_LIMIT_SETTINGS.items():
+        rate = getattr(settings, setting)
+        usage = get_usage(request, group=group, key="user_or_ip", rate=rate, increment=False) or {}
+        limit, used = usage.get("limit", 0), usage.get("count", 0)
+        state.append(
+            {
+                "group": group,
+                "rate": rate,
+                "limit": limit,
+                "used": used,
+                "remaining": max(0, limit - used),
+                "resets_in_seconds": int(usage.get("time_left", 0)),
+            }
+        )
+    return state

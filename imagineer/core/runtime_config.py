@@ -131,6 +131,17 @@ class LabelingConfig(_Section):
     nudenet_explicit_threshold: float = Field(0.5, ge=0, le=1)
     nudenet_adult_threshold: float = Field(0.5, ge=0, le=1)
     nudenet_suggestive_threshold: float = Field(0.5, ge=0, le=1)
+    autocheck_labeler: Literal["nudenet", "claude"] = Field(
+        "nudenet", description="Who checks new images before they become public (IMAGINEER_NSFW_AUTOCHECK)."
+    )
+
+
+class QuotasConfig(_Section):
+    """Per-user defaults (admins exempt; admin › Users › quota overrides one user). null: no limit."""
+
+    images_per_day: int | None = Field(200, ge=0, description="Images made per day (UTC), all kinds.")
+    concurrent_jobs: int | None = Field(4, ge=0, description="Jobs queued or running at once.")
+    gpu_seconds_per_day: int | None = Field(3600, ge=0, description="GPU seconds per day (UTC).")
 
 
 class RetentionConfig(_Section):
@@ -168,6 +179,7 @@ class RuntimeConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     scraping: ScrapingConfig = ScrapingConfig()
     labeling: LabelingConfig = LabelingConfig()
+    quotas: QuotasConfig = QuotasConfig()
     retention: RetentionConfig = RetentionConfig()
     disk: DiskConfig = DiskConfig()
 

@@ -1,5 +1,5 @@
-"""Labeling runs in the console: their list and page (failures per image), and the links and
-messages other pages use to point at a run."""
+"""Labeling runs in the console: their list and page (failures per image), and the links, messages
+and failures table other pages use."""
 
 from django.contrib import admin
 from django.urls import reverse
@@ -30,6 +30,29 @@ def labeling_run_message(run: LabelingRun, where: str = "") -> str:
         len(run.image_ids),
         where,
         skipped,
+    )
+
+
+def failures_table(failures: list[dict] | None) -> str:
+    """A job's failures per image (image link, error) as a table, the first FAILURES_SHOWN of them."""
+    failures = failures or []
+    if not failures:
+        return "None"
+    rows = format_html_join(
+        "",
+        '<tr><td><a href="{}">Image #{}</a></td><td>{}</td></tr>',
+        (
+            (reverse("admin:albums_image_change", args=[failure["image_id"]]), failure["image_id"], failure["error"])
+            for failure in failures[:FAILURES_SHOWN]
+        ),
+    )
+    more = len(failures) - FAILURES_SHOWN
+    note = format_html("<p>… and {} more (see the API).</p>", more) if more > 0 else ""
+    return format_html(
+        '<table class="labeling-failures"><thead><tr><th>Image</th><th>Error</th></tr></thead>'
+        "<tbody>{}</tbody></table>{}",
+        rows,
+        note,
     )
 
 
@@ -82,26 +105,4 @@ class LabelingRunAdmin(JobAdmin):
 
     @admin.display(description="Failures")
     def failures_table(self, obj):
-        failures = obj.failures or []
-        if not failures:
-            return "None"
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">Image #{}</a></td><td>{}</td></tr>',
-            (
-                (
-                    reverse("admin:albums_image_change", args=[failure["image_id"]]),
-                    failure["image_id"],
-                    failure["error"],
-                )
-                for failure in failures[:FAILURES_SHOWN]
-            ),
-        )
-        more = len(failures) - FAILURES_SHOWN
-        note = format_html("<p>… and {} more (see the API).</p>", more) if more > 0 else ""
-        return format_html(
-            '<table class="labeling-failures"><thead><tr><th>Image</th><th>Error</th></tr></thead>'
-            "<tbody>{}</tbody></table>{}",
-            rows,
-            note,
-        )
+        return failures_table(obj.failures)

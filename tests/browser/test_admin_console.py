@@ -195,7 +195,7 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
 
     with (
         web_server(media_root=media_root) as server,
-        celery_worker(queues="generation,default,maintenance", media_root=media_root) as worker,
+        celery_worker(queues="generation,default,labeling,maintenance", media_root=media_root) as worker,
         launched_chromium(chromium_path) as browser,
     ):
         server.wait_ready()
@@ -233,6 +233,11 @@ def test_operator_generates_a_set_flags_nsfw_and_the_public_api_hides_it(
             assert (nsfw_column(page, flagged["id"]), nsfw_column(page, kept["id"])) == ("True", "False")
             screenshots.take(page, "image-changelist-nsfw")
             assert fetch_json(page, flagged["url"])["body"]["is_nsfw"] is True  # stored, not only shown
+            # New public images wait for their NSFW check (the worker's `labeling` queue) before anyone sees them.
+            deadline = time.monotonic() + 120
+            while any(fetch_json(page, image["url"])["body"]["nsfw_check"] != "passed" for image in generated):
+                assert time.monotonic() < deadline, worker.text[-3000:]
+                time.sleep(0.5)
 
             open_disk_usage(page, base, worker, forbidden=[str(settings.DATA_DIR), str(media_root)])
             screenshots.take(page, "disk-usage")

@@ -25,10 +25,12 @@ class WebServer:
 
 
 @contextmanager
-def web_server(*, media_root: Path) -> Iterator[WebServer]:
+def web_server(*, media_root: Path, extra_env: dict[str, str] | None = None) -> Iterator[WebServer]:
     """`manage.py runserver --noreload` on 127.0.0.1:<free port>, on this test's database, broker and media.
 
     Yields as soon as the process is started, so it can boot while a worker does: call wait_ready().
+    `extra_env` adds settings of the test's own (e.g. IMAGINEER_CORS_ALLOWED_ORIGINS); the tests'
+    IMAGINEER_* environment never reaches the server otherwise.
     """
     port = free_port()
     env = base_env(
@@ -39,6 +41,7 @@ def web_server(*, media_root: Path) -> Iterator[WebServer]:
         IMAGINEER_CONFIG=str(settings.IMAGINEER_CONFIG),
         IMAGINEER_SCRATCH_DIR=str(settings.IMAGINEER_SCRATCH_DIR),
         **({"REDIS_URL": settings.REDIS_URL} if settings.REDIS_URL else {}),
+        **(extra_env or {}),
     )
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],

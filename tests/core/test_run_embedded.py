@@ -153,6 +153,14 @@ def test_run_embedded_serves_runs_jobs_and_stops_on_ctrl_c(tmp_path):
         thumbnail_job_id = job.json()["id"]
         state = _wait_final(f"{base}/api/jobs/thumbnails/{thumbnail_job_id}/", auth, 90, out)
         assert state["status"] == "succeeded", (state, out.text[-3000:])
+        # The upload is hidden from anonymous callers until its NSFW check (light worker, `labeling`) passed.
+        deadline = time.monotonic() + 120
+        while (image := requests.get(f"{base}/api/images/{image_id}/", headers=auth, timeout=10).json())[
+            "nsfw_check"
+        ] == "pending":
+            assert time.monotonic() < deadline, (image, out.text[-3000:])
+            time.sleep(0.5)
+        assert image["nsfw_check"] == "passed", image
         assert (
             requests.get(f"{base}/api/images/{image_id}/thumbnail", timeout=10).headers["Content-Type"] == "image/webp"
         )

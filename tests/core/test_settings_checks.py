@@ -88,3 +88,17 @@ def test_wsgi_refuses_to_start_with_sqlite_in_production(tmp_path):
 def test_development_defaults_need_nothing(tmp_path):
     result = manage("check", env={}, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_sign_up_is_closed_unless_configured(tmp_path):
+    code = "from django.conf import settings; print('mode=' + settings.IMAGINEER_SIGNUP)"
+    result = manage("shell", "-c", code, env={}, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "mode=closed" in result.stdout
+
+
+def test_unknown_sign_up_mode_stops_the_site(tmp_path):
+    result = manage("check", env={"IMAGINEER_SIGNUP": "sometimes"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "imagineer.E010" in output and "'sometimes'" in output and "closed, allowlist, open" in output

@@ -29,7 +29,12 @@ from tests.processes import ROOT, OutputWatcher, base_env, free_port, kill_tree,
 
 # Generation one image per pass, so a job of two images has stored its first while the second is
 # still being denoised; training on four captioned images.
-RUNTIME_CONFIG = {"generation": {"max_batch": 1}, "training": {"min_captioned_images": 4}}
+RUNTIME_CONFIG = {
+    "generation": {"max_batch": 1},
+    "training": {"min_captioned_images": 4},
+    # Bursts of jobs from plain users prove the lifecycle, not the quotas (tests/core/test_quotas.py).
+    "quotas": {"images_per_day": None, "concurrent_jobs": None, "gpu_seconds_per_day": None},
+}
 # New legacy images whose rows are written per transaction: small, so a kill can fall between
 # the files of a batch and its rows.
 LEGACY_BATCH = 20

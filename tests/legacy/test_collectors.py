@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from legacy.collectors import ALREADY_SCANNED, BAD_FILE_NAME, LegacyRootMissing, collect
+from legacy.collectors import (
+    ALREADY_SCANNED,
+    BAD_FILE_NAME,
+    BROKEN_LINK,
+    LINK_OUTSIDE_ROOTS,
+    LegacyRootMissing,
+    collect,
+)
 from legacy.records import Collection
 from tests.legacy.tree import LegacyTree, build_legacy_tree, image_bytes
 
@@ -231,12 +238,139 @@ def test_symlink_alias_of_a_folder_is_collected_under_the_real_path(tmp_path):
     assert skipped(result) == {("outputs", "a_alias"): ALREADY_SCANNED}
 
 
-def test_symlink_to_a_folder_outside_the_roots_is_walked(tmp_path):
+def test_symlink_to_a_folder_outside_the_roots_is_skipped_and_not_walked(tmp_path):
     png(tmp_path / "elsewhere/a.png")
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     (outputs / "zodiac_linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    assert [r.relative_path for r in collect(outputs, None).records] == ["zodiac_linked/a.png"]
+    result = collect(outputs, None)
+    assert result.records == []
+    assert skipped(result) == {("outputs", "zodiac_linked"): LINK_OUTSIDE_ROOTS}
+
+
+def test_symlink_to_a_file_outside_the_roots_is_skipped(tmp_path):
+    png(tmp_path / "elsewhere/private.png")
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/mine.png", 2)
+    (outputs / "zodiac_x/linked.png").symlink_to(tmp_path / "elsewhere/private.png")
+    result = collect(outputs, None)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/mine.png"]
+    assert skipped(result) == {("outputs", "zodiac_x/linked.png"): LINK_OUTSIDE_ROOTS}
+
+
+def test_refusal_names_the_link_and_never_its_target(tmp_path):
+    png(tmp_path / "secret-place/a.png")
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "x.png").symlink_to(tmp_path / "secret-place/a.png")
+    (outputs / "zodiac_y").symlink_to(tmp_path / "secret-place", target_is_directory=True)
+    assert "secret-place" not in repr(collect(outputs, None).skipped)
+
+
+def test_follow_links_outside_walks_links_out_of_the_roots(tmp_path):
+    png(tmp_path / "elsewhere/a.png")
+    png(tmp_path / "loose.png", 2)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "zodiac_linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (outputs / "linked.png").symlink_to(tmp_path / "loose.png")
+    result = collect(outputs, None, follow_links_outside=True)
+    assert [r.relative_path for r in result.records] == ["linked.png", "zodiac_linked/a.png"]
+    assert result.skipped == []
+
+
+def test_symlink_to_a_file_inside_the_roots_is_collected_under_the_link_too(tmp_path):
+    # As before the rule: a file reached twice is two records; the ingest stores its bytes once.
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/a.png")
+    (outputs / "zodiac_y").mkdir()
+    (outputs / "zodiac_y/a.png").symlink_to("../zodiac_x/a.png")
+    result = collect(outputs, None)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/a.png", "zodiac_y/a.png"]
+    assert result.skipped == []
+
+
+def test_symlink_into_the_other_root_is_inside(tmp_path):
+    outputs, packs = tmp_path / "outputs", tmp_path / "packs"
+    png(packs / "Pack/a.png")
+    outputs.mkdir()
+    (outputs / "zodiac_from_pack").symlink_to(packs / "Pack", target_is_directory=True)
+    result = collect(outputs, packs)
+    assert [(r.root, r.relative_path) for r in result.records] == [
+        ("outputs", "zodiac_from_pack/a.png"),
+        ("packs", "Pack/a.png"),
+    ]
+
+
+def test_link_to_the_folder_above_a_root_is_outside(tmp_path):
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/a.png")
+    png(tmp_path / "beside/b.png", 2)
+    (outputs / "zodiac_x/up").symlink_to("../..", target_is_directory=True)
+    result = collect(outputs, None)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/a.png"]
+    assert skipped(result) == {("outputs", "zodiac_x/up"): LINK_OUTSIDE_ROOTS}
+
+
+def test_a_chain_of_links_is_judged_by_where_it_ends(tmp_path):
+    png(tmp_path / "elsewhere/a.png")
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/b.png", 2)
+    (outputs / "hop.png").symlink_to(tmp_path / "elsewhere/a.png")
+    (outputs / "zodiac_x/via_hop.png").symlink_to("../hop.png")  # an inside link to an outside link
+    (tmp_path / "back.png").symlink_to(outputs / "zodiac_x/b.png")
+    (outputs / "zodiac_x/out_and_back.png").symlink_to(tmp_path / "back.png")  # leaves, ends inside
+    result = collect(outputs, None)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/b.png", "zodiac_x/out_and_back.png"]
+    assert skipped(result) == {
+        ("outputs", "hop.png"): LINK_OUTSIDE_ROOTS,
+        ("outputs", "zodiac_x/via_hop.png"): LINK_OUTSIDE_ROOTS,
+    }
+
+
+def test_links_in_a_symlinked_root_are_judged_against_its_real_folder(tmp_path):
+    real = tmp_path / "real-outputs"
+    png(real / "zodiac_x/a.png")
+    (real / "zodiac_alias").symlink_to(real / "zodiac_x", target_is_directory=True)  # absolute, real path
+    link = tmp_path / "outputs-link"
+    link.symlink_to(real, target_is_directory=True)
+    result = collect(link, None)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/a.png"]
+    assert skipped(result) == {("outputs", "zodiac_alias"): ALREADY_SCANNED}
+
+
+def test_sidecar_linked_from_outside_is_not_read(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/notes.json").write_text(json.dumps({"prompt": "someone else's words"}))
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/a.png")
+    (outputs / "zodiac_x/a.json").symlink_to(tmp_path / "elsewhere/notes.json")
+    result = collect(outputs, None)
+    assert result.records[0].metadata.prompt == "" and result.records[0].sidecar_path is None
+    assert skipped(result) == {("outputs", "zodiac_x/a.json"): LINK_OUTSIDE_ROOTS}
+
+
+@pytest.mark.parametrize("follow_links_outside", [False, True])
+def test_symlink_loops_are_reported_and_the_walk_ends(tmp_path, follow_links_outside):
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/a.png")
+    (outputs / "zodiac_x/self.png").symlink_to("self.png")
+    (outputs / "zodiac_x/ping").symlink_to("pong")
+    (outputs / "zodiac_x/pong").symlink_to("ping")
+    result = collect(outputs, None, follow_links_outside=follow_links_outside)
+    assert [r.relative_path for r in result.records] == ["zodiac_x/a.png"]
+    assert skipped(result) == {("outputs", f"zodiac_x/{name}"): BROKEN_LINK for name in ("ping", "pong", "self.png")}
+
+
+def test_folder_cycle_through_outside_is_walked_once_when_following_links_out(tmp_path):
+    outputs = tmp_path / "outputs"
+    png(outputs / "zodiac_x/a.png")
+    png(tmp_path / "elsewhere/b.png", 2)
+    (outputs / "zodiac_out").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere/back").symlink_to(outputs, target_is_directory=True)
+    result = collect(outputs, None, follow_links_outside=True)
+    assert [r.relative_path for r in result.records] == ["zodiac_out/b.png", "zodiac_x/a.png"]
+    assert skipped(result) == {("outputs", "zodiac_out/back"): ALREADY_SCANNED}
 
 
 def test_sidecar_matches_case_insensitively(tmp_path):
@@ -269,9 +403,13 @@ def test_extensions_match_case_insensitively(tmp_path):
     assert len(collect(tmp_path, None).records) == 5
 
 
-def test_dangling_symlink_is_unreadable(tmp_path):
+def test_dangling_symlink_is_reported_as_broken(tmp_path):
     (tmp_path / "gone.png").symlink_to(tmp_path / "missing.png")
-    assert skipped(collect(tmp_path, None)) == {("outputs", "gone.png"): "unreadable"}
+    (tmp_path / "zodiac_gone").symlink_to(tmp_path / "missing", target_is_directory=True)
+    assert skipped(collect(tmp_path, None)) == {
+        ("outputs", "gone.png"): BROKEN_LINK,
+        ("outputs", "zodiac_gone"): BROKEN_LINK,
+    }
 
 
 def test_fifo_named_like_an_image_is_not_read(tmp_path):

@@ -60,7 +60,8 @@ def published_tasks() -> Iterator[list[str]]:
 def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     """One of everything the API serves, by the name the matrix uses for it → its id.
 
-    "user" owns the private image and the generation job. Jobs are rows made here, never through
+    "user" owns the private image, the two public images the NSFW check has not cleared (pending,
+    failed) and the generation job. Jobs are rows made here, never through
     the API, so nothing is sent to a queue. Training limits are lowered so an admin's start can be
     accepted (202) on this small dataset instead of refused for want of captions.
     """
@@ -83,6 +84,9 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
     image_public = make_image(album=album_public, prompt="a public lighthouse", user=admin)
     image_private = make_image(album=album_public, prompt="the owner's draft", is_public=False, user=owner)
     image_nsfw = make_image(album=album_public, prompt="an nsfw one", is_nsfw=True, user=admin)
+    # Public, but not (yet) cleared by the NSFW check: the owner's and the admins' only.
+    image_pending = make_image(album=album_public, prompt="waiting for its check", user=owner, nsfw_check="pending")
+    image_check_failed = make_image(album=album_public, prompt="its check failed", user=owner, nsfw_check="failed")
     AlbumImage.objects.create(album=album_private, image=image_public, sort_order=1)
 
     def label(image, text, label_type=LabelType.TAG):
@@ -95,6 +99,8 @@ def matrix_world(roles, runtime_config_file) -> dict[str, int | str]:
         "image_public": image_public.pk,
         "image_private": image_private.pk,
         "image_nsfw": image_nsfw.pk,
+        "image_pending": image_pending.pk,
+        "image_check_failed": image_check_failed.pk,
         "label_public": label(image_public, "lighthouse"),
         "label_private": label(image_private, "owner draft"),
         "label_nsfw": label(image_nsfw, "nsfw tag"),

@@ -10,7 +10,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Outside the API: the admin site (its own suite) and allauth's sign-in pages.
-NOT_API = ("/admin/", "/accounts/")
+# Sign-in pages and allauth's headless browser API answer in their own shapes (HTML, allauth's
+# JSON), not the envelope: tests/core/test_signup.py, test_headless_signin.py and test_cors.py cover them.
+NOT_API = ("/admin/", "/accounts/", "/_allauth/")
 
 
 def _template(pattern) -> str:

@@ -6,7 +6,8 @@ schema and docs pages) are keyed by the template the URL conf gives them. A rout
 to the code without a row here, or a row for something the code no longer has, fails
 `test_matrix_covers_*`, naming it.
 
-Roles: "anon" (no credentials), "user" (signed in; owns the private image and the generation job),
+Roles: "anon" (no credentials), "user" (signed in; owns the private image, the public images the
+NSFW check has not cleared yet or failed, and the generation job),
 "other" (signed in, owns nothing), "admin" (is_staff). Path parameters name a seeded object
 (conftest.matrix_world), chosen to show the visibility rules of docs/API.md: an object a role may
 not see answers 404, and the same 404, word for word, as an id that does not exist; a non-admin
@@ -86,6 +87,8 @@ ALBUM, IMAGE = {"id": "album_public"}, {"id": "image_public"}
 # The schema answers in its own formats (YAML, OpenAPI JSON) and the docs pages in HTML, errors too.
 DOCS_PAGES = ("/api/schema/", "/api/docs/", "/api/redoc/")
 PRIVATE_ALBUM, OWNERS_IMAGE, NSFW_IMAGE = {"id": "album_private"}, {"id": "image_private"}, {"id": "image_nsfw"}
+# Public images the NSFW check has not cleared: the owner's and the admins' only, as a private one.
+UNCHECKED_IMAGES = ({"id": "image_pending"}, {"id": "image_check_failed"})
 
 MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     # --- outside the schema
@@ -95,14 +98,23 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/schema/"): Case(EVERYONE),
     ("GET", "/api/docs/"): Case(EVERYONE),
     ("GET", "/api/redoc/"): Case(EVERYONE),
+    # --- the caller's own account
+    ("GET", "/api/auth/me/"): Case(SIGNED_IN),
+    ("GET", "/api/auth/csrf/"): Case(EVERYONE),
     # --- images
     ("GET", "/api/images/"): Case(EVERYONE),
     ("POST", "/api/images/"): Case(admin_only(400), body={}, format="multipart"),
-    ("GET", "/api/images/{id}/"): (Case(EVERYONE, IMAGE), Case(OWNER_SEES, OWNERS_IMAGE), Case(ADMIN_SEES, NSFW_IMAGE)),
+    ("GET", "/api/images/{id}/"): (
+        Case(EVERYONE, IMAGE),
+        Case(OWNER_SEES, OWNERS_IMAGE),
+        Case(ADMIN_SEES, NSFW_IMAGE),
+        *(Case(OWNER_SEES, unchecked) for unchecked in UNCHECKED_IMAGES),
+    ),
     ("PATCH", "/api/images/{id}/"): (
         Case(admin_writes_seen(200), IMAGE, {"prompt": "renamed"}),
         Case(admin_writes_owners(200), OWNERS_IMAGE, {"prompt": "renamed"}),
         Case(admin_writes_hidden(200), NSFW_IMAGE, {"is_nsfw": False}),
+        Case(admin_writes_owners(200), {"id": "image_check_failed"}, {"prompt": "renamed"}),
     ),
     ("DELETE", "/api/images/{id}/"): (
         Case(admin_writes_owners(204), OWNERS_IMAGE),
@@ -112,11 +124,13 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
         Case(EVERYONE, IMAGE),
         Case(OWNER_SEES, OWNERS_IMAGE),
         Case(ADMIN_SEES, NSFW_IMAGE),
+        *(Case(OWNER_SEES, unchecked) for unchecked in UNCHECKED_IMAGES),
     ),
     ("GET", "/api/images/{id}/thumbnail/"): (
         Case(EVERYONE, IMAGE),
         Case(OWNER_SEES, OWNERS_IMAGE),
         Case(ADMIN_SEES, NSFW_IMAGE),
+        *(Case(OWNER_SEES, unchecked) for unchecked in UNCHECKED_IMAGES),
     ),
     ("POST", "/api/images/bulk-flags/"): Case(
         admin_only(200), body=lambda ids: {**image_ids("image_public")(ids), "is_nsfw": False}
@@ -126,6 +140,8 @@ MATRIX: dict[tuple[str, str], Case | tuple[Case, ...]] = {
     ("GET", "/api/images/{image_pk}/labels/"): (
         Case(OWNER_SEES, {"image_pk": "image_private"}),
         Case(ADMIN_SEES, {"image_pk": "image_nsfw"}),
+        Case(OWNER_SEES, {"image_pk": "image_pending"}),
+        Case(OWNER_SEES, {"image_pk": "image_check_failed"}),
     ),
     # A POST to a list is an admin-only write: refused before the image is looked up (see docs/API.md).
     ("POST", "/api/images/{image_pk}/labels/"): (

@@ -1,14 +1,16 @@
-"""No private or NSFW image reaches a non-admin, through any path, in any mixture of flags.
+"""No private, NSFW or unchecked image reaches a non-admin, through any path, in any mixture of flags.
 
-Hypothesis draws small worlds: images with random is_public/is_nsfw/owner (some flipped after
-they were labeled, through the admin's bulk service or a raw queryset update), labels whose texts
+Hypothesis draws small worlds: images with random is_public/is_nsfw/owner and NSFW check state
+(some flipped after they were labeled, through the admin's bulk service or a raw queryset update;
+the check ending, failing or starting again afterwards), with the autocheck on or off, labels whose texts
 are shared or unique to one image, albums public or private holding random images, and
 generation jobs whose outputs are their owner's images. For each world, anonymous, "user" and
 "other" read every path that can show an image, a label or a count, and each answer must be
 exactly what the rules of docs/API.md and docs/ANALYTICS.md allow: image lists, details, files,
 thumbnails, label lists, album pages and counts, filters and search show the images the caller
-may see (public and not NSFW, plus a signed-in user's own private non-NSFW ones); label
-analytics count the public, non-NSFW images only, for every non-admin alike.
+may see (public, not NSFW and cleared by the NSFW check, plus a signed-in user's own non-NSFW
+ones, checked or not); label analytics count the public, non-NSFW, cleared images only, for every
+non-admin alike.
 
 Each world is built and read inside a savepoint that is rolled back, so worlds never mix.
 """
@@ -20,11 +22,12 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from albums import services as album_services
-from albums.models import AlbumImage, Image
+from albums.models import CHECK_CLEARED, AlbumImage, Image, NsfwCheck
 from generation.models import DiffusionModel, GenerationJob, ModelSource
 from labeling.models import TAG_TYPES, Label, LabelType, label_text_key
 from tests.factories import AlbumFactory, make_image
@@ -49,6 +52,9 @@ class ImageSpec:
     flip: tuple[bool, bool] | None  # (is_public, is_nsfw) set after labeling, or None
     flip_by_service: bool
     generated: bool
+    nsfw_check: str = NsfwCheck.NOT_REQUIRED  # the check's state once stored
+    # The check's state set after labeling and flipping (by the check's own services or a raw update), or None.
+    check_after: str | None = None
 
 
 image_specs = st.builds(
@@ -61,6 +67,8 @@ image_specs = st.builds(
     flip=st.none() | st.tuples(st.booleans(), st.booleans()),
     flip_by_service=st.booleans(),
     generated=st.booleans(),
+    nsfw_check=st.sampled_from(NsfwCheck.values),
+    check_after=st.none() | st.sampled_from(NsfwCheck.values),
 )
 
 
@@ -70,7 +78,7 @@ def worlds(draw):
     album_members = st.frozensets(st.integers(0, len(images) - 1))
     albums = draw(st.lists(st.tuples(st.booleans(), album_members), max_size=2))
     label_type = draw(st.sampled_from((None, *LABEL_TYPES)))
-    return images, albums, label_type
+    return images, albums, label_type, draw(st.booleans())
 
 
 @dataclass
@@ -79,18 +87,30 @@ class World:
     specs: list[ImageSpec]
     labels: dict[int, list[tuple[str, str]]]  # image id → its (label_type, text)
     albums: dict[int, tuple[bool, set[int]]]  # album id → (is_public, image ids)
+    autocheck: bool
 
     def final_flags(self, index: int) -> tuple[bool, bool]:
         spec = self.specs[index]
         return spec.flip or (spec.is_public, spec.is_nsfw)
+
+    def final_check(self, index: int) -> str:
+        """The NSFW check's state in the end: as made, pending where the admin's service made a
+        private image public with the autocheck on, or what was set after."""
+        spec = self.specs[index]
+        check = spec.nsfw_check
+        made_public = spec.flip is not None and spec.flip[0] and not spec.is_public
+        if made_public and spec.flip_by_service and self.autocheck and check == NsfwCheck.NOT_REQUIRED:
+            check = NsfwCheck.PENDING
+        return spec.check_after or check
 
     def visible_to(self, reader: str) -> set[int]:
         """What albums.models.visible_images_q lets a non-admin see, from the spec, not the query."""
         seen = set()
         for index, image in enumerate(self.images):
             is_public, is_nsfw = self.final_flags(index)
+            cleared = self.final_check(index) in CHECK_CLEARED
             own = reader != "anon" and self.specs[index].owner == reader
-            if not is_nsfw and (is_public or own):
+            if not is_nsfw and ((is_public and cleared) or own):
                 seen.add(image.pk)
         return seen
 
@@ -100,9 +120,11 @@ class World:
     def __str__(self) -> str:
         lines = [
             f"image {image.pk}: public/nsfw {self.final_flags(n)} (made {spec.is_public, spec.is_nsfw}), "
+            f"check {self.final_check(n)} (made {spec.nsfw_check}, then {spec.check_after}), "
             f"owner {spec.owner}, labels {self.labels[image.pk]}, generated {spec.generated}"
             for n, (image, spec) in enumerate(zip(self.images, self.specs, strict=True))
         ]
+        lines.append(f"autocheck {'on' if self.autocheck else 'off'}")
         lines += [
             f"album {pk}: public {is_public}, images {sorted(ids)}" for pk, (is_public, ids) in self.albums.items()
         ]
@@ -112,7 +134,7 @@ class World:
         return sorted(pk for pk, (is_public, _) in self.albums.items() if is_public)
 
 
-def build(spec_images: list[ImageSpec], spec_albums, users: dict) -> World:
+def build(spec_images: list[ImageSpec], spec_albums, users: dict, autocheck: bool) -> World:
     images, labels = [], {}
     for index, spec in enumerate(spec_images):
         image = make_image(
@@ -120,6 +142,7 @@ def build(spec_images: list[ImageSpec], spec_albums, users: dict) -> World:
             is_public=spec.is_public,
             is_nsfw=spec.is_nsfw,
             user=users[spec.owner] if spec.owner else None,
+            nsfw_check=spec.nsfw_check,
         )
         texts = [(kind, f"secret-{image.pk}" if text == "own" else text) for kind, text in sorted(spec.labels)]
         Label.objects.bulk_create(
@@ -135,6 +158,8 @@ def build(spec_images: list[ImageSpec], spec_albums, users: dict) -> World:
             album_services.set_image_flags([image.pk], is_public=is_public, is_nsfw=is_nsfw, user=users["admin"])
         else:
             Image.objects.filter(pk=image.pk).update(is_public=is_public, is_nsfw=is_nsfw)
+    for image, spec in zip(images, spec_images, strict=True):
+        set_check_after(image, spec)
     albums = {}
     for is_public, members in spec_albums:
         album = AlbumFactory(is_public=is_public)
@@ -160,7 +185,20 @@ def build(spec_images: list[ImageSpec], spec_albums, users: dict) -> World:
             seed=1,
         )
         job.images.set(outputs)
-    return World(images=images, specs=spec_images, labels=labels, albums=albums)
+    return World(images=images, specs=spec_images, labels=labels, albums=albums, autocheck=autocheck)
+
+
+def set_check_after(image: Image, spec: ImageSpec) -> None:
+    """The check starting again or ending after labeling: through its services, or a raw update."""
+    state = spec.check_after
+    if state is None:
+        return
+    if not spec.flip_by_service or state == NsfwCheck.NOT_REQUIRED:  # no service goes back to "not required"
+        Image.objects.filter(pk=image.pk).update(nsfw_check=state)
+        return
+    album_services.mark_nsfw_checks_pending([image.pk])  # an admin's "Check NSFW now"
+    if state != NsfwCheck.PENDING:
+        album_services.end_nsfw_checks([image.pk], passed=state == NsfwCheck.PASSED, reason="the labeler failed")
 
 
 def get(client, path: str):
@@ -307,10 +345,48 @@ FLIPPED_AFTER_LABELING = (
     ],
     [(True, frozenset({0, 1, 2})), (False, frozenset({1}))],
     None,
+    False,
+)
+
+# Also tried first: the check deciding after labeling. A labeled public image whose check passes
+# (its tags count from then on), one whose check fails by a raw update (the tally's triggers must
+# notice), and a private one the admin makes public with the autocheck on (hidden until checked).
+CHECKED_AFTER_LABELING = (
+    [
+        ImageSpec(
+            True,
+            False,
+            "other",
+            "harbor",
+            frozenset({(LabelType.TAG, "own"), (LabelType.TAG, "cat")}),
+            None,
+            True,
+            False,
+            NsfwCheck.PENDING,
+            NsfwCheck.PASSED,
+        ),
+        ImageSpec(
+            True,
+            False,
+            "user",
+            "forest",
+            frozenset({(LabelType.TAG, "cat")}),
+            None,
+            False,
+            True,
+            NsfwCheck.PASSED,
+            NsfwCheck.FAILED,
+        ),
+        ImageSpec(False, False, "user", "harbor", frozenset({(LabelType.MANUAL, "dog")}), (True, False), True, False),
+    ],
+    [(True, frozenset({0, 1, 2}))],
+    LabelType.TAG,
+    True,
 )
 
 
 @example(world_spec=FLIPPED_AFTER_LABELING)
+@example(world_spec=CHECKED_AFTER_LABELING)
 @settings(
     max_examples=20,
     deadline=None,
@@ -319,9 +395,9 @@ FLIPPED_AFTER_LABELING = (
 )
 @given(world_spec=worlds())
 def test_non_admins_reach_only_the_images_they_may_see(world_spec, roles):
-    spec_images, spec_albums, label_type = world_spec
-    with transaction.atomic():
-        world = build(spec_images, spec_albums, roles.users)
+    spec_images, spec_albums, label_type, autocheck = world_spec
+    with transaction.atomic(), override_settings(IMAGINEER_NSFW_AUTOCHECK=autocheck):
+        world = build(spec_images, spec_albums, roles.users, autocheck)
         wrong = []
         for reader in READERS:
             client = roles.clients[reader]

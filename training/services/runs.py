@@ -32,7 +32,7 @@ from generation.models import DiffusionModel, LoraProvenance, ModelFamily, Model
 from generation.pipeline.runner import resolve_local_source
 from generation.registry import InvalidLora, register_lora
 from generation.services import MAX_SEED
-from imagineer.core import jobs
+from imagineer.core import jobs, quotas
 from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.core.models import JobStatus
@@ -206,7 +206,7 @@ def start_training_run(
     resolved = resolve_parameters(parameters or {})
     dataset = collect_dataset(albums, trigger_words)
     check_enough_captions(dataset.captioned, dataset.uncaptioned)
-    with transaction.atomic():
+    with quotas.admit(user, gpu=True), transaction.atomic():
         _lock_training_starts()
         check_capacity()
         run = TrainingRun.objects.create(
@@ -226,8 +226,8 @@ def start_training_run(
     return run
 
 
-def retry_training_run(run: TrainingRun) -> TrainingRun:
-    with transaction.atomic():
+def retry_training_run(run: TrainingRun, *, user=None) -> TrainingRun:
+    with quotas.admit(user, gpu=True), transaction.atomic():
         _lock_training_starts()
         check_capacity(exclude_pk=run.pk)
         return jobs.retry_job(run)

@@ -33,6 +33,14 @@ class Command(BaseCommand):
             "--manifest", type=Path, help=f"Where to write the manifest (default {default_manifest_path()})."
         )
         parser.add_argument(
+            "--follow-links-outside",
+            action="store_true",
+            help=(
+                "Follow symlinks whose target is outside the given roots (by default they are skipped and "
+                "reported). Only for a tree you trust: whatever such a link reaches is imported."
+            ),
+        )
+        parser.add_argument(
             "--thumbnails",
             choices=["job", "inline", "none"],
             default="job",
@@ -53,6 +61,7 @@ class Command(BaseCommand):
             mode=opts["mode"],
             limit=opts["limit"],
             private_packs=tuple(opts["private_packs"]),
+            follow_links_outside=opts["follow_links_outside"],
         )
         if opts["dry_run"]:
             return self._dry_run(options, opts)
@@ -94,6 +103,7 @@ class Command(BaseCommand):
             out.write(f"  {outcome}: {count}")
         out.write(f"  albums to create: {plan['albums_to_create']}")
         out.write(f"  orphan sidecars: {plan['orphan_sidecars']}")
+        out.write(f"  links outside roots: {_links_outside(plan['links_outside'], options.follow_links_outside)}")
         if opts["verbosity"] >= 2:
             for entry in plan["entries"]:
                 out.write(
@@ -101,7 +111,13 @@ class Command(BaseCommand):
                     + (f" ({entry['reason']})" if "reason" in entry else "")
                 )
         if opts["manifest"]:  # only where asked: a dry run leaves no file behind by default
-            write_manifest(opts["manifest"], plan["entries"], summary={"dry_run": True, **plan["outcomes"]})
+            summary = {
+                "dry_run": True,
+                **plan["outcomes"],
+                "links_outside": plan["links_outside"],
+                "follow_links_outside": options.follow_links_outside,
+            }
+            write_manifest(opts["manifest"], plan["entries"], summary=summary)
             out.write(f"  plan written to {opts['manifest']}")
 
     def _summary(self, run: ImportRun, manifest: Path, verbosity: int) -> None:
@@ -117,4 +133,14 @@ class Command(BaseCommand):
         if verbosity < 2 and len(run.skipped) > 20:
             out.write(f"    … {len(run.skipped) - 20} more in the manifest")
         out.write(f"  orphan sidecars:       {run.orphan_sidecar_count}")
+        out.write(f"  links outside roots:   {_links_outside(run.links_outside_count, run.follow_links_outside)}")
         out.write(f"  manifest:              {manifest}")
+
+
+def _links_outside(count: int, followed: bool) -> str:
+    """What became of symlinks out of the roots: the operator sees the refusal and how to lift it."""
+    if followed:
+        return "followed (--follow-links-outside)"
+    if count:
+        return f"{count} not followed (listed under skipped; --follow-links-outside follows them)"
+    return "0"

@@ -64,7 +64,7 @@ class TrainingRunViewSet(
         """Queue a failed or cancelled run again, with the same parameters (same limits as a start)."""
         run = self.get_object()
         enforce_rate_limit(request, group="training.start", rate=settings.IMAGINEER_TRAINING_START_RATE)
-        run = runs.retry_training_run(run)
+        run = runs.retry_training_run(run, user=request.user)
         return accepted(run, TrainingRunSerializer, request)
 
     @extend_schema(
