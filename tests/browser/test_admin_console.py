@@ -166,7 +166,7 @@ def open_celery_workers_and_a_job_no_worker_takes(page, base: str, run_id: int) 
     page.click("a:has-text('Celery workers')")
     row = page.locator("#result_list tbody tr").first
     assert row.locator(".field-state").inner_text() == "Alive"
-    assert row.locator(".field-queue_list").inner_text() == "default, generation, maintenance"
+    assert row.locator(".field-queue_list").inner_text() == "default, generation, labeling, maintenance"
     page.goto(f"{base}/admin/training/trainingrun/")
     status = page.locator("#result_list tbody tr").first.inner_text()
     assert f"{run_id}" in status and "no worker consumes queue training" in status, status
