@@ -52,6 +52,17 @@ class UserQuotaInline(admin.StackedInline):
     fields = ("images_per_day", "concurrent_jobs", "gpu_seconds_per_day", "exempt", "use_today")
     readonly_fields = ("use_today",)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "exempt":
+            # Say what each choice means here, not Django's generic Unknown / Yes / No.
+            kwargs["widget"] = forms.NullBooleanSelect()
+            kwargs["widget"].choices = [
+                ("unknown", "Default: exempt if admin"),
+                ("true", "Exempt"),
+                ("false", "Not exempt, even as an admin"),
+            ]
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     @admin.display(description="Use now")
     def use_today(self, quota: UserQuota) -> str:
         if quota.pk is None:

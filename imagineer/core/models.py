@@ -47,7 +47,9 @@ class UserQuota(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quota")
     images_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
     concurrent_jobs = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
-    gpu_seconds_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the default.")
+    gpu_seconds_per_day = models.PositiveIntegerField(
+        "GPU seconds per day", null=True, blank=True, help_text="Empty: the default."
+    )
     exempt = models.BooleanField(
         null=True,
         blank=True,
