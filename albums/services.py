@@ -9,7 +9,9 @@ a file is an image we accept is albums.image_files' decision (inspect_image), ne
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import IO, Any
 
 from django.conf import settings
@@ -70,15 +72,44 @@ def new_image_check_fields(*, is_public: bool) -> dict[str, Any]:
     return {}
 
 
+# The ids collected by an open `nsfw_checks_together` block (None outside one).
+_checks_together: ContextVar[list[int] | None] = ContextVar("nsfw_checks_together", default=None)
+
+
+@contextmanager
+def nsfw_checks_together() -> Iterator[None]:
+    """Images stored inside the block ask for their NSFW check together, in one check job, when it ends.
+
+    A generation batch's images are stored one by one; without this each would be a check job of
+    its own (and a labeler loaded for one image). The block ends by asking even when it is left by
+    an exception, so every image it stored is checked. Nested blocks leave the asking to the outer one.
+    """
+    if _checks_together.get() is not None:
+        yield
+        return
+    collected: list[int] = []
+    token = _checks_together.set(collected)
+    try:
+        yield
+    finally:
+        _checks_together.reset(token)
+        request_nsfw_checks_on_commit(collected)
+
+
 def request_nsfw_checks_on_commit(image_ids: Sequence[int]) -> None:
     """Once the transaction that marked these images pending commits, ask the checker to queue their check.
 
     A failure to ask (the broker unreachable, say) never undoes the storing that came before: the
     images stay pending and hidden, and the sweep (labeling.tasks.sweep_nsfw_checks) asks again.
+    Inside a `nsfw_checks_together` block the ids wait for the block's end instead.
     """
     ids = list(dict.fromkeys(image_ids))
     requester = _check_requester
     if not ids or requester is None:
+        return
+    collected = _checks_together.get()
+    if collected is not None:
+        collected.extend(ids)
         return
 
     def request() -> None:

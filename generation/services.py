@@ -206,26 +206,31 @@ def run_generation_job(job: GenerationJob) -> None:
         load += output.load_seconds
         inference += output.inference_seconds
         started = time.perf_counter()
-        for pil_image, seed in zip(output.images, seeds, strict=True):
-            parameters = _image_parameters(
-                prompt=job.prompt,
-                negative_prompt=job.negative_prompt,
-                model=model,
-                scheduler=job.scheduler,
-                steps=job.steps,
-                guidance_scale=job.guidance_scale,
-                width=job.width,
-                height=job.height,
-                seed=seed,
-                loras=loras,
-                origin=f"generation-job:{job.pk}",
-            )
-            image = save_generated_image(pil_image, parameters, user=job.created_by, album=job.album)
-            job.images.add(image)
+        with album_services.nsfw_checks_together():  # one NSFW check job for the batch's images
+            _save_batch(job, model, loras, output.images, seeds)
         save += time.perf_counter() - started
         jobs.update_job(
             job, load_seconds=round(load, 4), inference_seconds=round(inference, 4), save_seconds=round(save, 4)
         )
+
+
+def _save_batch(job: GenerationJob, model, loras, pil_images, seeds) -> None:
+    for pil_image, seed in zip(pil_images, seeds, strict=True):
+        parameters = _image_parameters(
+            prompt=job.prompt,
+            negative_prompt=job.negative_prompt,
+            model=model,
+            scheduler=job.scheduler,
+            steps=job.steps,
+            guidance_scale=job.guidance_scale,
+            width=job.width,
+            height=job.height,
+            seed=seed,
+            loras=loras,
+            origin=f"generation-job:{job.pk}",
+        )
+        image = save_generated_image(pil_image, parameters, user=job.created_by, album=job.album)
+        job.images.add(image)
 
 
 def _generate_or_explain(model, request, on_step):
@@ -356,23 +361,24 @@ def run_set_run(run: SetRun) -> None:
             output = _generate_or_explain(run.model, request, on_step=cancel_check)
             # GPU time, for the owner's daily quota (imagineer.core.quotas).
             jobs.update_job(run, inference_seconds=F("inference_seconds") + round(output.inference_seconds, 4))
-            for row, pil_image in zip(rows, output.images, strict=True):
-                parameters = _image_parameters(
-                    prompt=prompts[row],
-                    negative_prompt=p["negative_prompt"],
-                    model=run.model,
-                    scheduler=p["scheduler"],
-                    steps=p["steps"],
-                    guidance_scale=p["guidance_scale"],
-                    width=p["width"],
-                    height=p["height"],
-                    seed=seeds[row],
-                    loras=loras,
-                    origin=f"set-run:{run.pk}",
-                )
-                save_generated_image(pil_image, parameters, user=run.created_by, album=album)
-                saved.add(row)
-                jobs.update_job(run, completed_items=F("completed_items") + 1)
+            with album_services.nsfw_checks_together():  # one NSFW check job for the batch's rows
+                for row, pil_image in zip(rows, output.images, strict=True):
+                    parameters = _image_parameters(
+                        prompt=prompts[row],
+                        negative_prompt=p["negative_prompt"],
+                        model=run.model,
+                        scheduler=p["scheduler"],
+                        steps=p["steps"],
+                        guidance_scale=p["guidance_scale"],
+                        width=p["width"],
+                        height=p["height"],
+                        seed=seeds[row],
+                        loras=loras,
+                        origin=f"set-run:{run.pk}",
+                    )
+                    save_generated_image(pil_image, parameters, user=run.created_by, album=album)
+                    saved.add(row)
+                    jobs.update_job(run, completed_items=F("completed_items") + 1)
         except (jobs.JobCancelled, jobs.JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - the batch's unsaved rows are counted; the run goes on

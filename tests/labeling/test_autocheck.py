@@ -165,6 +165,32 @@ def test_a_generation_job_succeeds_before_its_images_are_checked(
     assert seen_by(api_client, image) == SEEN
 
 
+def test_a_batch_of_generated_images_is_checked_by_one_job(
+    autocheck_on, tiny_model, plain_user, runtime_config_file, django_capture_on_commit_callbacks
+):
+    runtime_config_file.write_text(yaml.safe_dump({"generation": {"max_batch": 2}}), encoding="utf-8")
+    job = generation_services.start_generation_job(
+        user=plain_user, model=tiny_model, prompt="a kite", steps=2, count=3, width=64, height=64
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.run_job(GenerationJob, job.pk, generation_services.run_generation_job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    # Two diffusers batches (2 + 1 images): one check job each, covering exactly that batch's images.
+    checks = [sorted(check.images.values_list("seed", flat=True)) for check in NsfwCheckJob.objects.order_by("pk")]
+    assert checks == [[job.seed, job.seed + 1], [job.seed + 2]]
+
+
+def test_images_stored_before_a_batch_fails_are_still_checked(autocheck_on, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        with album_services.nsfw_checks_together():
+            first = store(data=scene_png((200, 150)))
+            second = store(data=scene_png((220, 160)))
+            raise RuntimeError("the third image could not be encoded")
+    [check] = NsfwCheckJob.objects.all()
+    assert set(check.images.values_list("pk", flat=True)) == {first.pk, second.pk}
+
+
 # --- The check job --------------------------------------------------------------------------------
 
 
