@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from albums import services as album_services
@@ -33,9 +33,9 @@ from imagineer.core.errors import ImagineerError
 from imagineer.core.logging import get_logger
 from imagineer.core.models import JobStatus
 from imagineer.core.runtime_config import get_runtime_config
-from labeling.labelers import LabelerUnavailable, LabelingFailed, LabelResult, build_labeler, labeler_source_model
+from labeling.labelers import LabelerUnavailable, LabelingFailed, build_labeler, labeler_source_model
 from labeling.models import NsfwCheckJob
-from labeling.services import MAX_FAILURES_KEPT, open_stored_image, store_labeler_result
+from labeling.services import count_outcome, open_stored_image, store_labeler_result
 
 logger = get_logger(__name__)
 
@@ -107,20 +107,6 @@ def check_images_now(image_ids: Sequence[int], *, user=None) -> NsfwCheckJob | N
 # --- The check job -----------------------------------------------------------------------------
 
 
-def _count_outcome(job: NsfwCheckJob, usage: LabelResult | LabelingFailed | None, *, failure: dict | None) -> None:
-    """Add one image's outcome and the tokens it cost to the job's row, under this attempt's claim."""
-    counters = {"failed_count": F("failed_count") + 1} if failure else {"passed_count": F("passed_count") + 1}
-    if failure and len(job.failures) < MAX_FAILURES_KEPT:
-        job.failures.append(failure)
-        counters["failures"] = job.failures
-    jobs.update_job(
-        job,
-        input_tokens=F("input_tokens") + getattr(usage, "input_tokens", 0),
-        output_tokens=F("output_tokens") + getattr(usage, "output_tokens", 0),
-        **counters,
-    )
-
-
 def run_nsfw_check(job: NsfwCheckJob) -> None:
     """Job body: rate each of the job's unsettled images and end its check (passed, or failed with why).
 
@@ -147,7 +133,7 @@ def run_nsfw_check(job: NsfwCheckJob) -> None:
             with transaction.atomic():
                 store_labeler_result(image_id, result, labeler=job.labeler, source_model=labeler.source_model)
                 album_services.end_nsfw_checks([image_id], passed=True)
-                _count_outcome(job, result, failure=None)
+                count_outcome(job, result, succeeded="passed_count")
         except (jobs.JobCancelled, jobs.JobLost):
             raise
         except Exception as exc:  # noqa: BLE001 - this image's check fails with its reason, the others go on
@@ -157,7 +143,7 @@ def run_nsfw_check(job: NsfwCheckJob) -> None:
             logger.warning("nsfw_check.image_failed", check_job_id=job.pk, image_id=image_id, reason=reason)
             with transaction.atomic():
                 album_services.end_nsfw_checks([image_id], passed=False, reason=reason)
-                _count_outcome(job, exc if known else result, failure={"image_id": image_id, "error": reason})
+                count_outcome(job, exc if known else result, failure={"image_id": image_id, "error": reason})
         jobs.record_progress(job, done, total, f"{done}/{total} images")
     logger.info("nsfw_check.done", check_job_id=job.pk, passed=job.passed_count, failed=job.failed_count)
     if total and job.passed_count == 0:

@@ -277,11 +277,15 @@ def open_stored_image(image: Image) -> PILImage.Image:
 MAX_FAILURES_KEPT = 1000
 
 
-def _count_outcome(
-    run: LabelingRun, usage: LabelResult | LabelingFailed | None, *, failure: dict | None = None
+def count_outcome(
+    run, usage: LabelResult | LabelingFailed | None, *, failure: dict | None = None, succeeded: str = "succeeded_count"
 ) -> None:
-    """Add one image's outcome and the tokens it cost (even an unusable answer's) to the run's row."""
-    counters = {"failed_count": F("failed_count") + 1} if failure else {"succeeded_count": F("succeeded_count") + 1}
+    """Add one image's outcome and the tokens it cost (even an unusable answer's) to the job's row.
+
+    For every job that labels images one by one (a labeling run; an NSFW check, whose successes are
+    counted in `passed_count`).
+    """
+    counters = {"failed_count": F("failed_count") + 1} if failure else {succeeded: F(succeeded) + 1}
     if failure and len(run.failures) < MAX_FAILURES_KEPT:
         run.failures.append(failure)
         counters["failures"] = run.failures
@@ -314,9 +318,9 @@ def run_labeling_run(run: LabelingRun) -> None:
             first_error = first_error or message
             logger.warning("labeling.image_failed", run_id=run.pk, image_id=image_id, reason=message)
             # Tokens spent count whether the answer was unusable or storing it failed afterwards.
-            _count_outcome(run, exc if failed else result, failure={"image_id": image_id, "error": message})
+            count_outcome(run, exc if failed else result, failure={"image_id": image_id, "error": message})
         else:
-            _count_outcome(run, result)
+            count_outcome(run, result)
         jobs.record_progress(run, done, total, f"{done}/{total} images")
     # update_job has read the counters back onto `run`.
     logger.info(

@@ -247,7 +247,7 @@ def test_bad_quota_config_is_refused_with_the_key(runtime_config_file, admin_cli
     assert "quotas.images_per_day" in str(error["details"])
 
 
-def test_anonymous_and_other_users_have_their_own_counts(tiny_model, user_client_api, runtime_config_file):
+def test_each_user_has_their_own_count(tiny_model, user_client_api, runtime_config_file):
     write_quotas(runtime_config_file, images_per_day=1)
     assert user_client_api.post("/api/generation/jobs/", JOB).status_code == 202
     other = token_client(UserFactory())
